@@ -1,0 +1,237 @@
+//! Diagnostics: what every phase reports when the spec is wrong.
+//!
+//! A diagnostic points at a byte span of one source file; rendering turns it
+//! into `file:line:col`, the source line and a caret, the way rustc does.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+/// Index of a file in [`Sources`].
+pub type FileId = usize;
+
+/// A byte range `start..end` in one source file.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Span {
+    pub start: usize,
+    pub end: usize,
+}
+
+impl Span {
+    pub fn new(start: usize, end: usize) -> Self {
+        Span { start, end }
+    }
+}
+
+/// A place in the spec: a span of a file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Loc {
+    pub file: FileId,
+    pub span: Span,
+}
+
+/// Every source file read while compiling one spec (the root and its `use`s).
+#[derive(Debug, Default)]
+pub struct Sources {
+    files: Vec<SourceFile>,
+}
+
+#[derive(Debug)]
+pub struct SourceFile {
+    pub path: PathBuf,
+    pub text: String,
+}
+
+impl Sources {
+    pub fn add(&mut self, path: PathBuf, text: String) -> FileId {
+        self.files.push(SourceFile { path, text });
+        self.files.len() - 1
+    }
+
+    pub fn get(&self, id: FileId) -> &SourceFile {
+        &self.files[id]
+    }
+
+    pub fn texts(&self) -> Vec<&str> {
+        self.files.iter().map(|f| f.text.as_str()).collect()
+    }
+
+    pub fn find(&self, path: &Path) -> Option<FileId> {
+        self.files.iter().position(|f| f.path == path)
+    }
+
+    /// 1-based line and column (in characters) of a byte offset.
+    pub fn line_col(&self, file: FileId, offset: usize) -> (usize, usize) {
+        let text = &self.files[file].text;
+        let offset = floor_char_boundary(text, offset.min(text.len()));
+        let before = &text[..offset];
+        let line = before.matches('\n').count() + 1;
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        (line, before[line_start..].chars().count() + 1)
+    }
+}
+
+fn floor_char_boundary(text: &str, mut i: usize) -> usize {
+    while !text.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+/// The error codes, one per kind of mistake. `docs/errors.md` lists them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Code {
+    /// The text does not follow the grammar.
+    Syntax,
+    /// The TOML front matter is malformed, or has an unknown or mistyped key.
+    FrontMatter,
+    /// A `use`d file cannot be read.
+    MissingFile,
+    /// Files `use` each other in a cycle.
+    UseCycle,
+    /// No `net` in the spec, or more than one.
+    NetCount,
+    /// Two definitions or values with one name.
+    Duplicate,
+    /// A name that is not defined.
+    UnknownName,
+    /// A call of something that is neither an op nor a block.
+    UnknownOp,
+    /// Wrong number, name or kind of arguments.
+    Argument,
+    /// A value of the wrong type (a number where a feature map is needed, ...).
+    Type,
+    /// Shapes that do not fit together.
+    Shape,
+    /// A count (channels, kernel, stride, ...) that is zero, negative or too large.
+    Range,
+    /// A block or net without `return`, or statements that do not fit there.
+    Structure,
+    /// A block that calls itself.
+    Recursion,
+    /// `--set` names an unknown parameter or gives a bad value.
+    Override,
+}
+
+impl Code {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::Syntax => "E0001",
+            Code::FrontMatter => "E0002",
+            Code::MissingFile => "E0003",
+            Code::UseCycle => "E0004",
+            Code::NetCount => "E0005",
+            Code::Duplicate => "E0101",
+            Code::UnknownName => "E0102",
+            Code::UnknownOp => "E0103",
+            Code::Argument => "E0104",
+            Code::Type => "E0105",
+            Code::Structure => "E0106",
+            Code::Recursion => "E0107",
+            Code::Override => "E0108",
+            Code::Shape => "E0201",
+            Code::Range => "E0202",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Diagnostic {
+    pub code: Code,
+    pub message: String,
+    /// Where the mistake is; `None` for mistakes outside any file (`--set`).
+    pub loc: Option<Loc>,
+    pub hint: Option<String>,
+    /// Further places that explain the error, such as the call of the block
+    /// in which it happened.
+    pub notes: Vec<(String, Loc)>,
+}
+
+impl Diagnostic {
+    pub fn new(code: Code, loc: impl Into<Option<Loc>>, message: impl Into<String>) -> Self {
+        Diagnostic { code, message: message.into(), loc: loc.into(), hint: None, notes: Vec::new() }
+    }
+
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    pub fn note(mut self, message: impl Into<String>, loc: Loc) -> Self {
+        self.notes.push((message.into(), loc));
+        self
+    }
+
+    /// Renders the diagnostic like rustc: header, location, source line, caret.
+    pub fn render(&self, sources: &Sources) -> String {
+        let mut out = format!("error[{}]: {}\n", self.code.as_str(), self.message);
+        if let Some(loc) = self.loc {
+            render_snippet(&mut out, sources, loc);
+        }
+        for (message, loc) in &self.notes {
+            let (line, col) = sources.line_col(loc.file, loc.span.start);
+            let path = sources.get(loc.file).path.display();
+            let _ = writeln!(out, "  = note: {message} at {path}:{line}:{col}");
+        }
+        if let Some(hint) = &self.hint {
+            let _ = writeln!(out, "  = hint: {hint}");
+        }
+        out
+    }
+}
+
+fn render_snippet(out: &mut String, sources: &Sources, loc: Loc) {
+    let file = sources.get(loc.file);
+    let (line, col) = sources.line_col(loc.file, loc.span.start);
+    let text = &file.text;
+    let start = floor_char_boundary(text, loc.span.start.min(text.len()));
+    let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+    let line_end = text[start..].find('\n').map_or(text.len(), |i| start + i);
+    let source_line = text[line_start..line_end].trim_end_matches('\r');
+    let end = floor_char_boundary(text, loc.span.end.clamp(start, line_end));
+    let width = text[start..end].chars().count().max(1);
+    let gutter = line.to_string().len();
+    let pad = " ".repeat(gutter);
+    let _ = writeln!(out, "{pad}--> {}:{line}:{col}", file.path.display());
+    let _ = writeln!(out, "{pad} |");
+    let _ = writeln!(out, "{line} | {source_line}");
+    let indent: String = text[line_start..start].chars().map(|c| if c == '\t' { '\t' } else { ' ' }).collect();
+    let _ = writeln!(out, "{pad} | {indent}{}", "^".repeat(width));
+}
+
+/// Renders a list of diagnostics, one after another, with a closing count.
+pub fn render_all(diagnostics: &[Diagnostic], sources: &Sources) -> String {
+    let mut out = String::new();
+    for d in diagnostics {
+        out.push_str(&d.render(sources));
+        out.push('\n');
+    }
+    let n = diagnostics.len();
+    let _ = writeln!(out, "{n} error{}", if n == 1 { "" } else { "s" });
+    out
+}
+
+/// Edit distance, for "did you mean" hints.
+pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let limit = (name.len() / 3).max(1);
+    candidates
+        .into_iter()
+        .map(|c| (levenshtein(name, c), c))
+        .filter(|(d, _)| *d <= limit)
+        .min()
+        .map(|(_, c)| c)
+}
+
+fn levenshtein(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}

@@ -1,0 +1,12 @@
+//! netc: a compiler and runner for `.net` model specs.
+//!
+//! The phases, each with one job (see ARCHITECTURE.md):
+//! [`syntax`] text -> AST; [`compile`] AST -> [`graph::Graph`] + [`recipe::Recipe`];
+//! [`summary`] views of a graph. Nothing after the Graph IR reads spec text.
+
+pub mod compile;
+pub mod diag;
+pub mod graph;
+pub mod recipe;
+pub mod summary;
+pub mod syntax;

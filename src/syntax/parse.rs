@@ -1,0 +1,291 @@
+//! Text -> syntax tree, with pest. Syntax errors become diagnostics.
+
+use pest::Parser as _;
+use pest::iterators::Pair;
+
+use super::ast::*;
+use crate::diag::{Code, Diagnostic, FileId, Loc, Span};
+
+#[derive(pest_derive::Parser)]
+#[grammar = "../grammar/netc.pest"]
+struct Grammar;
+
+/// Deeper nesting than this is refused before pest sees it, so that no input
+/// can exhaust the stack of the recursive-descent parser.
+const MAX_NESTING: usize = 64;
+
+/// Parses one file. A syntax error is reported as a single diagnostic: pest
+/// stops at the first one, and guessing past it would invent later errors.
+pub fn parse(file: FileId, text: &str) -> Result<File, Diagnostic> {
+    check_nesting(file, text)?;
+    let mut pairs = Grammar::parse(Rule::file, text).map_err(|e| syntax_error(file, text, e))?;
+    let root = pairs.next().expect("the file rule always yields one pair");
+    let mut ast = File { front_matter: None, uses: Vec::new(), blocks: Vec::new(), nets: Vec::new() };
+    for item in root.into_inner() {
+        match item.as_rule() {
+            Rule::front_matter => {
+                let body = item.into_inner().next().expect("front matter has a body");
+                ast.front_matter = Some((body.as_str().to_string(), span(&body)));
+            }
+            Rule::use_decl => {
+                let s = item.into_inner().next().expect("use has a string");
+                let text = s.clone().into_inner().next().map_or("", |t| t.as_str());
+                ast.uses.push(Use { path: text.to_string(), span: span(&s) });
+            }
+            Rule::block_def => ast.blocks.push(def(item)),
+            Rule::net_def => ast.nets.push(def(item)),
+            Rule::EOI => {}
+            r => unreachable!("unexpected item {r:?}"),
+        }
+    }
+    Ok(ast)
+}
+
+fn check_nesting(file: FileId, text: &str) -> Result<(), Diagnostic> {
+    let mut depth = 0usize;
+    let mut in_comment = false;
+    for (i, c) in text.char_indices() {
+        match c {
+            '#' => in_comment = true,
+            '\n' => in_comment = false,
+            '(' | '[' | '{' if !in_comment => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    let loc = Loc { file, span: Span::new(i, i + 1) };
+                    return Err(Diagnostic::new(Code::Syntax, loc, format!("brackets nested more than {MAX_NESTING} deep")));
+                }
+            }
+            ')' | ']' | '}' if !in_comment => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn span(pair: &Pair<Rule>) -> Span {
+    let s = pair.as_span();
+    Span::new(s.start(), s.end())
+}
+
+fn ident(pair: Pair<Rule>) -> Ident {
+    debug_assert_eq!(pair.as_rule(), Rule::ident);
+    Ident { name: pair.as_str().to_string(), span: span(&pair) }
+}
+
+fn def(pair: Pair<Rule>) -> Def {
+    let def_span = span(&pair);
+    let mut inner = pair.into_inner();
+    let name = ident(inner.next().expect("definition has a name"));
+    let mut params = Vec::new();
+    let mut body = Vec::new();
+    for part in inner {
+        match part.as_rule() {
+            Rule::params => {
+                for p in part.into_inner() {
+                    let mut p = p.into_inner();
+                    let name = ident(p.next().expect("param has a name"));
+                    params.push(Param { name, default: p.next().map(expr) });
+                }
+            }
+            Rule::body => body = part.into_inner().map(stmt).collect(),
+            r => unreachable!("unexpected {r:?} in definition"),
+        }
+    }
+    // The span of a definition is its header, which is where errors about
+    // the whole definition (a missing `return`) should point.
+    let header_end = name.span.end;
+    Def { name, params, body, span: Span::new(def_span.start, header_end) }
+}
+
+fn stmt(pair: Pair<Rule>) -> Stmt {
+    let rule = pair.as_rule();
+    let whole = span(&pair);
+    let mut inner = pair.into_inner();
+    match rule {
+        Rule::input_stmt => {
+            let name = ident(inner.next().expect("input name"));
+            Stmt::Input { name, shape: expr(inner.next().expect("input shape")) }
+        }
+        Rule::assign_stmt => {
+            let name = ident(inner.next().expect("assigned name"));
+            Stmt::Assign { name, value: expr(inner.next().expect("assigned value")) }
+        }
+        Rule::probe_stmt => {
+            let name = ident(inner.next().expect("probe name"));
+            Stmt::Probe { name, value: inner.next().map(expr) }
+        }
+        Rule::return_stmt => Stmt::Return { value: expr(inner.next().expect("returned value")), span: whole },
+        r => unreachable!("unexpected statement {r:?}"),
+    }
+}
+
+fn expr(pair: Pair<Rule>) -> Expr {
+    let whole = span(&pair);
+    match pair.as_rule() {
+        Rule::expr => {
+            let mut inner = pair.into_inner();
+            let mut acc = expr(inner.next().expect("pipe head"));
+            for stage in inner {
+                acc = pipe_stage(acc, stage);
+            }
+            acc
+        }
+        Rule::sum | Rule::product => {
+            let mut inner = pair.into_inner();
+            let mut acc = expr(inner.next().expect("operand"));
+            while let Some(op) = inner.next() {
+                let op = match op.as_str() {
+                    "+" => BinOp::Add,
+                    "-" => BinOp::Sub,
+                    "*" => BinOp::Mul,
+                    _ => BinOp::Div,
+                };
+                let rhs = expr(inner.next().expect("right operand"));
+                let span = Span::new(acc.span.start, rhs.span.end);
+                acc = Expr { kind: ExprKind::Binary { op, lhs: Box::new(acc), rhs: Box::new(rhs) }, span };
+            }
+            acc
+        }
+        Rule::unary => {
+            let parts: Vec<Pair<Rule>> = pair.into_inner().collect();
+            let (negs, primary) = parts.split_at(parts.len() - 1);
+            let mut acc = expr(primary[0].clone());
+            for neg in negs.iter().rev() {
+                let span = Span::new(neg.as_span().start(), acc.span.end);
+                acc = Expr { kind: ExprKind::Neg(Box::new(acc)), span };
+            }
+            acc
+        }
+        Rule::number => Expr { kind: ExprKind::Number(pair.as_str().parse().unwrap_or(f64::INFINITY)), span: whole },
+        Rule::boolean => Expr { kind: ExprKind::Bool(pair.as_str() == "true"), span: whole },
+        Rule::ident => Expr { kind: ExprKind::Name(pair.as_str().to_string()), span: whole },
+        Rule::list => Expr { kind: ExprKind::List(pair.into_inner().map(expr).collect()), span: whole },
+        Rule::call => {
+            let (callee, args) = call_parts(pair);
+            Expr { kind: ExprKind::Call { callee, args }, span: whole }
+        }
+        Rule::repeat_call => {
+            let mut inner = pair.into_inner();
+            let count = Box::new(expr(inner.next().expect("repeat count")));
+            let target = inner.next().expect("repeated call");
+            let (callee, args) = call_parts(target);
+            Expr { kind: ExprKind::Repeat { count, callee, args }, span: whole }
+        }
+        r => unreachable!("unexpected expression {r:?}"),
+    }
+}
+
+/// A call, or a bare name used as a call in a pipe (`x |> relu`).
+fn call_parts(pair: Pair<Rule>) -> (Ident, Vec<Arg>) {
+    if pair.as_rule() == Rule::ident {
+        return (ident(pair), Vec::new());
+    }
+    let mut inner = pair.into_inner();
+    let callee = ident(inner.next().expect("callee"));
+    let args = inner
+        .map(|arg| {
+            let a = arg.into_inner().next().expect("argument");
+            if a.as_rule() == Rule::named_arg {
+                let mut n = a.into_inner();
+                let name = ident(n.next().expect("argument name"));
+                Arg { name: Some(name), value: expr(n.next().expect("argument value")) }
+            } else {
+                Arg { name: None, value: expr(a) }
+            }
+        })
+        .collect();
+    (callee, args)
+}
+
+/// `input |> stage` becomes the stage's call with `input` as first argument.
+fn pipe_stage(input: Expr, stage: Pair<Rule>) -> Expr {
+    let stage_span = span(&stage);
+    let whole = Span::new(input.span.start, stage_span.end);
+    let piped = Arg { name: None, value: input };
+    let kind = match stage.as_rule() {
+        Rule::repeat_call => match expr(stage).kind {
+            ExprKind::Repeat { count, callee, mut args } => {
+                args.insert(0, piped);
+                ExprKind::Repeat { count, callee, args }
+            }
+            _ => unreachable!("repeat_call lowers to Repeat"),
+        },
+        _ => {
+            let (callee, mut args) = call_parts(stage);
+            args.insert(0, piped);
+            ExprKind::Call { callee, args }
+        }
+    };
+    Expr { kind, span: whole }
+}
+
+fn syntax_error(file: FileId, text: &str, e: pest::error::Error<Rule>) -> Diagnostic {
+    let (start, end) = match e.location {
+        pest::error::InputLocation::Pos(p) => (p, p),
+        pest::error::InputLocation::Span((s, e)) => (s, e),
+    };
+    // Point at the whole token found there, not just its first byte.
+    let token_end = text[start..]
+        .char_indices()
+        .find(|(_, c)| c.is_whitespace())
+        .map_or(text.len(), |(i, _)| start + i)
+        .max(end);
+    let found = &text[start..token_end];
+    let found = if found.is_empty() { "the end of the file".to_string() } else { format!("`{}`", short(found)) };
+    let loc = Loc { file, span: Span::new(start, token_end) };
+    let message = match &e.variant {
+        pest::error::ErrorVariant::ParsingError { positives, .. } if !positives.is_empty() => {
+            let mut expected: Vec<&str> = positives.iter().map(|r| describe(*r)).collect();
+            expected.sort_unstable();
+            expected.dedup();
+            format!("expected {}, found {found}", one_of(&expected))
+        }
+        pest::error::ErrorVariant::CustomError { message } => message.clone(),
+        _ => format!("unexpected {found}"),
+    };
+    let hint = if text[start..].starts_with('=') && text[..start].trim_end().ends_with(')') {
+        Some("a statement is `name = expression`".to_string())
+    } else {
+        None
+    };
+    let d = Diagnostic::new(Code::Syntax, loc, message);
+    match hint {
+        Some(h) => d.hint(h),
+        None => d,
+    }
+}
+
+fn short(s: &str) -> String {
+    let s: String = s.chars().take(24).collect();
+    s
+}
+
+fn one_of(items: &[&str]) -> String {
+    match items {
+        [] => "something else".to_string(),
+        [one] => one.to_string(),
+        [init @ .., last] => format!("{} or {last}", init.join(", ")),
+    }
+}
+
+fn describe(rule: Rule) -> &'static str {
+    match rule {
+        Rule::EOI => "the end of the file",
+        Rule::front_matter | Rule::toml_body => "front matter closed by `+++`",
+        Rule::item | Rule::use_decl | Rule::block_def | Rule::net_def => "`use`, `block` or `net`",
+        Rule::params | Rule::param => "a parameter",
+        Rule::body => "`{`",
+        Rule::stmt | Rule::input_stmt | Rule::probe_stmt | Rule::return_stmt | Rule::assign_stmt => "a statement",
+        Rule::expr | Rule::sum | Rule::product | Rule::unary | Rule::primary | Rule::stage => "an expression",
+        Rule::repeat_call | Rule::call => "a call",
+        Rule::arg | Rule::named_arg => "an argument",
+        Rule::add_op | Rule::mul_op | Rule::neg => "an operator",
+        Rule::list => "a list",
+        Rule::number => "a number",
+        Rule::string | Rule::str_text => "a string",
+        Rule::boolean => "`true` or `false`",
+        Rule::keyword => "a keyword",
+        Rule::ident | Rule::ident_char => "a name",
+        Rule::WHITESPACE | Rule::COMMENT | Rule::file | Rule::blank => "more input",
+    }
+}
