@@ -52,9 +52,13 @@ pub struct ParamSpec {
 #[serde(rename_all = "snake_case")]
 pub enum Init {
     /// Kaiming-normal for a weight with this many inputs per output (fan-in).
-    KaimingNormal { fan_in: usize },
+    KaimingNormal {
+        fan_in: usize,
+    },
     /// Uniform in `±1/sqrt(fan_in)`, PyTorch's default for biases.
-    UniformFanIn { fan_in: usize },
+    UniformFanIn {
+        fan_in: usize,
+    },
     Ones,
     Zeros,
 }
@@ -168,7 +172,11 @@ impl Op {
 
 impl Graph {
     pub fn total_params(&self) -> u64 {
-        self.nodes.iter().flat_map(|n| &n.params).map(|p| p.shape.iter().product::<usize>() as u64).sum()
+        self.nodes
+            .iter()
+            .flat_map(|n| &n.params)
+            .map(|p| p.shape.iter().product::<usize>() as u64)
+            .sum()
     }
 
     pub fn total_macs(&self) -> u64 {

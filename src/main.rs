@@ -47,8 +47,13 @@ enum Format {
 }
 
 fn parse_set(s: &str) -> Result<(String, f64), String> {
-    let (k, v) = s.split_once('=').ok_or_else(|| format!("`{s}` is not NAME=VALUE"))?;
-    let v: f64 = v.trim().parse().map_err(|_| format!("`{v}` is not a number"))?;
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| format!("`{s}` is not NAME=VALUE"))?;
+    let v: f64 = v
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{v}` is not a number"))?;
     Ok((k.trim().to_string(), v))
 }
 
@@ -59,7 +64,12 @@ fn main() -> ExitCode {
             let mut failed = 0;
             for spec in &specs {
                 match netc::compile::compile_file(spec, &[]) {
-                    Ok(c) => println!("ok: {} (net {}, {} parameters)", spec.display(), c.graph.name, netc::summary::group(c.graph.total_params())),
+                    Ok(c) => println!(
+                        "ok: {} (net {}, {} parameters)",
+                        spec.display(),
+                        c.graph.name,
+                        netc::summary::group(c.graph.total_params())
+                    ),
                     Err(e) => {
                         failed += 1;
                         eprint!("{e}");
@@ -67,7 +77,11 @@ fn main() -> ExitCode {
                 }
             }
             if failed > 0 {
-                eprintln!("{failed} of {} spec{} failed", specs.len(), if specs.len() == 1 { "" } else { "s" });
+                eprintln!(
+                    "{failed} of {} spec{} failed",
+                    specs.len(),
+                    if specs.len() == 1 { "" } else { "s" }
+                );
                 ExitCode::from(1)
             } else {
                 ExitCode::SUCCESS

@@ -92,7 +92,10 @@ pub enum Schedule {
     Constant,
     Cosine,
     /// Multiply the learning rate by `gamma` at each epoch in `milestones`.
-    Step { milestones: Vec<u32>, gamma: f64 },
+    Step {
+        milestones: Vec<u32>,
+        gamma: f64,
+    },
 }
 
 /// One augmentation, written as a string: `"crop:4"` (random crop after
@@ -109,10 +112,13 @@ impl TryFrom<String> for Augment {
     fn try_from(s: String) -> Result<Self, String> {
         match s.split_once(':') {
             None if s == "hflip" => Ok(Augment::HFlip),
-            Some(("crop", pad)) => {
-                pad.parse().map(|pad| Augment::Crop { pad }).map_err(|_| format!("`crop:{pad}` needs a whole number of pixels"))
-            }
-            _ => Err(format!("unknown augmentation `{s}`; expected `crop:N` or `hflip`")),
+            Some(("crop", pad)) => pad
+                .parse()
+                .map(|pad| Augment::Crop { pad })
+                .map_err(|_| format!("`crop:{pad}` needs a whole number of pixels")),
+            _ => Err(format!(
+                "unknown augmentation `{s}`; expected `crop:N` or `hflip`"
+            )),
         }
     }
 }
@@ -138,7 +144,11 @@ pub struct Data {
 
 impl Default for Data {
     fn default() -> Self {
-        Data { dataset: DataSource::Synthetic, train_images: None, test_images: None }
+        Data {
+            dataset: DataSource::Synthetic,
+            train_images: None,
+            test_images: None,
+        }
     }
 }
 
@@ -158,7 +168,9 @@ impl TryFrom<String> for DataSource {
             None if s == "synthetic" => Ok(DataSource::Synthetic),
             Some(("cifar10", dir)) if !dir.is_empty() => Ok(DataSource::Cifar10(dir.to_string())),
             Some(("folder", path)) if !path.is_empty() => Ok(DataSource::Folder(path.to_string())),
-            _ => Err(format!("unknown data source `{s}`; expected `synthetic`, `cifar10:DIR` or `folder:PATH`")),
+            _ => Err(format!(
+                "unknown data source `{s}`; expected `synthetic`, `cifar10:DIR` or `folder:PATH`"
+            )),
         }
     }
 }
@@ -186,7 +198,11 @@ pub struct ProbeSettings {
 
 impl Default for ProbeSettings {
     fn default() -> Self {
-        ProbeSettings { aggregate: Aggregate::Mean, scale: HeatmapScale::Image, count: 8 }
+        ProbeSettings {
+            aggregate: Aggregate::Mean,
+            scale: HeatmapScale::Image,
+            count: 8,
+        }
     }
 }
 

@@ -17,15 +17,30 @@ pub struct Program {
     pub front_matter: Option<(FileId, String, Span)>,
 }
 
-pub fn load(root: &Path, text: String, sources: &mut Sources, diags: &mut Vec<Diagnostic>) -> Program {
-    let mut program = Program { blocks: HashMap::new(), net: None, front_matter: None };
+pub fn load(
+    root: &Path,
+    text: String,
+    sources: &mut Sources,
+    diags: &mut Vec<Diagnostic>,
+) -> Program {
+    let mut program = Program {
+        blocks: HashMap::new(),
+        net: None,
+        front_matter: None,
+    };
     let root_id = sources.add(root.to_path_buf(), text);
     let mut stack = vec![root_id];
     load_file(root_id, &mut stack, sources, diags, &mut program);
     program
 }
 
-fn load_file(id: FileId, stack: &mut Vec<FileId>, sources: &mut Sources, diags: &mut Vec<Diagnostic>, program: &mut Program) {
+fn load_file(
+    id: FileId,
+    stack: &mut Vec<FileId>,
+    sources: &mut Sources,
+    diags: &mut Vec<Diagnostic>,
+    program: &mut Program,
+) {
     let ast = match syntax::parse(id, &sources.get(id).text) {
         Ok(ast) => ast,
         Err(d) => return diags.push(d),
@@ -35,18 +50,40 @@ fn load_file(id: FileId, stack: &mut Vec<FileId>, sources: &mut Sources, diags: 
         if is_root {
             program.front_matter = Some((id, text, span));
         } else {
-            let loc = Loc { file: id, span: Span::new(span.start, span.start) };
-            diags.push(Diagnostic::new(Code::FrontMatter, loc, "only the spec that is compiled may have front matter, not a `use`d file"));
+            let loc = Loc {
+                file: id,
+                span: Span::new(span.start, span.start),
+            };
+            diags.push(Diagnostic::new(
+                Code::FrontMatter,
+                loc,
+                "only the spec that is compiled may have front matter, not a `use`d file",
+            ));
         }
     }
     for u in &ast.uses {
-        let loc = Loc { file: id, span: u.span };
-        let dir = sources.get(id).path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let loc = Loc {
+            file: id,
+            span: u.span,
+        };
+        let dir = sources
+            .get(id)
+            .path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
         let path = normalize(&dir.join(&u.path));
         if let Some(pos) = stack.iter().position(|f| sources.get(*f).path == path) {
-            let cycle: Vec<String> =
-                stack[pos..].iter().map(|f| sources.get(*f).path.display().to_string()).chain([path.display().to_string()]).collect();
-            diags.push(Diagnostic::new(Code::UseCycle, loc, format!("`use` cycle: {}", cycle.join(" -> "))));
+            let cycle: Vec<String> = stack[pos..]
+                .iter()
+                .map(|f| sources.get(*f).path.display().to_string())
+                .chain([path.display().to_string()])
+                .collect();
+            diags.push(Diagnostic::new(
+                Code::UseCycle,
+                loc,
+                format!("`use` cycle: {}", cycle.join(" -> ")),
+            ));
             continue;
         }
         if sources.find(&path).is_some() {
@@ -60,18 +97,32 @@ fn load_file(id: FileId, stack: &mut Vec<FileId>, sources: &mut Sources, diags: 
                 stack.pop();
             }
             Err(e) => diags.push(
-                Diagnostic::new(Code::MissingFile, loc, format!("cannot read `{}`: {}", path.display(), io_reason(&e)))
-                    .hint("`use` paths are relative to the file that contains the `use`"),
+                Diagnostic::new(
+                    Code::MissingFile,
+                    loc,
+                    format!("cannot read `{}`: {}", path.display(), io_reason(&e)),
+                )
+                .hint("`use` paths are relative to the file that contains the `use`"),
             ),
         }
     }
     for block in ast.blocks {
-        let loc = Loc { file: id, span: block.name.span };
+        let loc = Loc {
+            file: id,
+            span: block.name.span,
+        };
         if let Some((file, first)) = program.blocks.get(&block.name.name) {
-            let first = Loc { file: *file, span: first.name.span };
+            let first = Loc {
+                file: *file,
+                span: first.name.span,
+            };
             diags.push(
-                Diagnostic::new(Code::Duplicate, loc, format!("block `{}` is defined twice", block.name.name))
-                    .note("first defined", first),
+                Diagnostic::new(
+                    Code::Duplicate,
+                    loc,
+                    format!("block `{}` is defined twice", block.name.name),
+                )
+                .note("first defined", first),
             );
         } else {
             program.blocks.insert(block.name.name.clone(), (id, block));
@@ -81,15 +132,35 @@ fn load_file(id: FileId, stack: &mut Vec<FileId>, sources: &mut Sources, diags: 
     if is_root {
         program.net = nets.next().map(|n| (id, n));
         for extra in nets {
-            let loc = Loc { file: id, span: extra.name.span };
+            let loc = Loc {
+                file: id,
+                span: extra.name.span,
+            };
             diags.push(
-                Diagnostic::new(Code::NetCount, loc, format!("a spec holds one net, but `{}` is a second one", extra.name.name))
-                    .hint("put each net in its own file and share blocks through `use`"),
+                Diagnostic::new(
+                    Code::NetCount,
+                    loc,
+                    format!(
+                        "a spec holds one net, but `{}` is a second one",
+                        extra.name.name
+                    ),
+                )
+                .hint("put each net in its own file and share blocks through `use`"),
             );
         }
     } else if let Some(net) = nets.next() {
-        let loc = Loc { file: id, span: net.name.span };
-        diags.push(Diagnostic::new(Code::NetCount, loc, format!("a `use`d file may hold only blocks, but it defines net `{}`", net.name.name)));
+        let loc = Loc {
+            file: id,
+            span: net.name.span,
+        };
+        diags.push(Diagnostic::new(
+            Code::NetCount,
+            loc,
+            format!(
+                "a `use`d file may hold only blocks, but it defines net `{}`",
+                net.name.name
+            ),
+        ));
     }
 }
 

@@ -49,14 +49,22 @@ pub fn compile_file(path: &Path, overrides: &[(String, f64)]) -> Result<Compiled
     match std::fs::read_to_string(path) {
         Ok(text) => compile_source(path, text, overrides),
         Err(e) => Err(Failure {
-            diagnostics: vec![Diagnostic::new(Code::MissingFile, None, format!("cannot read `{}`: {e}", path.display()))],
+            diagnostics: vec![Diagnostic::new(
+                Code::MissingFile,
+                None,
+                format!("cannot read `{}`: {e}", path.display()),
+            )],
             sources: Sources::default(),
         }),
     }
 }
 
 /// Compiles spec text as if read from `path` (`use`s resolve next to it).
-pub fn compile_source(path: &Path, text: String, overrides: &[(String, f64)]) -> Result<Compiled, Failure> {
+pub fn compile_source(
+    path: &Path,
+    text: String,
+    overrides: &[(String, f64)],
+) -> Result<Compiled, Failure> {
     let mut sources = Sources::default();
     let mut diags = Vec::new();
     let program = load::load(path, text, &mut sources, &mut diags);
@@ -64,24 +72,56 @@ pub fn compile_source(path: &Path, text: String, overrides: &[(String, f64)]) ->
         Some((file, text, span)) => match recipe::parse(text) {
             Ok(r) => Some(r),
             Err((message, range)) => {
-                let at = range.map_or(Span::new(span.start, span.start), |r| Span::new(span.start + r.start, span.start + r.end));
-                diags.push(Diagnostic::new(Code::FrontMatter, Loc { file: *file, span: at }, format!("front matter: {}", message.trim())));
+                let at = range.map_or(Span::new(span.start, span.start), |r| {
+                    Span::new(span.start + r.start, span.start + r.end)
+                });
+                diags.push(Diagnostic::new(
+                    Code::FrontMatter,
+                    Loc {
+                        file: *file,
+                        span: at,
+                    },
+                    format!("front matter: {}", message.trim()),
+                ));
                 None
             }
         },
         None => Some(Recipe::default()),
     };
     if program.net.is_none() && diags.iter().all(|d| d.code != Code::Syntax) {
-        diags.push(Diagnostic::new(Code::NetCount, Loc { file: 0, span: Span::new(0, 0) }, "the spec defines no `net`").hint("add `net name(...) { input x: [3, 32, 32] ... return ... }`"));
+        diags.push(
+            Diagnostic::new(
+                Code::NetCount,
+                Loc {
+                    file: 0,
+                    span: Span::new(0, 0),
+                },
+                "the spec defines no `net`",
+            )
+            .hint("add `net name(...) { input x: [3, 32, 32] ... return ... }`"),
+        );
     }
     let builder = eval::Builder::new(&program, sources.texts());
     let (graph, mut eval_diags) = builder.net(overrides);
     if let (Some(recipe), Some((_, net))) = (&recipe, &program.net) {
         for key in recipe.profile.values().flat_map(|p| p.set.keys()) {
             if !net.params.iter().any(|p| &p.name.name == key) {
-                let (file, _, span) = program.front_matter.as_ref().expect("a recipe with profiles came from front matter");
+                let (file, _, span) = program
+                    .front_matter
+                    .as_ref()
+                    .expect("a recipe with profiles came from front matter");
                 let at = front_matter_key(&sources.get(*file).text, *span, key);
-                eval_diags.push(Diagnostic::new(Code::FrontMatter, Loc { file: *file, span: at }, format!("profile sets `{key}`, but net `{}` has no such parameter", net.name.name)));
+                eval_diags.push(Diagnostic::new(
+                    Code::FrontMatter,
+                    Loc {
+                        file: *file,
+                        span: at,
+                    },
+                    format!(
+                        "profile sets `{key}`, but net `{}` has no such parameter",
+                        net.name.name
+                    ),
+                ));
             }
         }
     }
@@ -89,14 +129,19 @@ pub fn compile_source(path: &Path, text: String, overrides: &[(String, f64)]) ->
     diags.extend(eval_diags);
     match (graph, recipe) {
         (Some(graph), Some(recipe)) if diags.is_empty() => Ok(Compiled { graph, recipe }),
-        _ => Err(Failure { diagnostics: diags, sources }),
+        _ => Err(Failure {
+            diagnostics: diags,
+            sources,
+        }),
     }
 }
 
 /// Where `key` first appears in the front matter, for pointing at it.
 fn front_matter_key(text: &str, fm: Span, key: &str) -> Span {
     let body = &text[fm.start..];
-    body.find(key).map_or(Span::new(fm.start, fm.start), |i| Span::new(fm.start + i, fm.start + i + key.len()))
+    body.find(key).map_or(Span::new(fm.start, fm.start), |i| {
+        Span::new(fm.start + i, fm.start + i + key.len())
+    })
 }
 
 /// The same mistake inside a block is met once per instance; report it once.

@@ -64,12 +64,23 @@ pub enum ExprKind {
     Name(String),
     List(Vec<Expr>),
     Neg(Box<Expr>),
-    Binary { op: BinOp, lhs: Box<Expr>, rhs: Box<Expr> },
+    Binary {
+        op: BinOp,
+        lhs: Box<Expr>,
+        rhs: Box<Expr>,
+    },
     /// `f(args)`; `x |> f(args)` arrives here as `f(x, args)`.
-    Call { callee: Ident, args: Vec<Arg> },
+    Call {
+        callee: Ident,
+        args: Vec<Arg>,
+    },
     /// `repeat(count) f(args)`: `f` applied `count` times, each output fed to
     /// the next call as its first argument.
-    Repeat { count: Box<Expr>, callee: Ident, args: Vec<Arg> },
+    Repeat {
+        count: Box<Expr>,
+        callee: Ident,
+        args: Vec<Arg>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -20,7 +20,12 @@ pub fn parse(file: FileId, text: &str) -> Result<File, Diagnostic> {
     check_nesting(file, text)?;
     let mut pairs = Grammar::parse(Rule::file, text).map_err(|e| syntax_error(file, text, e))?;
     let root = pairs.next().expect("the file rule always yields one pair");
-    let mut ast = File { front_matter: None, uses: Vec::new(), blocks: Vec::new(), nets: Vec::new() };
+    let mut ast = File {
+        front_matter: None,
+        uses: Vec::new(),
+        blocks: Vec::new(),
+        nets: Vec::new(),
+    };
     for item in root.into_inner() {
         match item.as_rule() {
             Rule::front_matter => {
@@ -30,7 +35,10 @@ pub fn parse(file: FileId, text: &str) -> Result<File, Diagnostic> {
             Rule::use_decl => {
                 let s = item.into_inner().next().expect("use has a string");
                 let text = s.clone().into_inner().next().map_or("", |t| t.as_str());
-                ast.uses.push(Use { path: text.to_string(), span: span(&s) });
+                ast.uses.push(Use {
+                    path: text.to_string(),
+                    span: span(&s),
+                });
             }
             Rule::block_def => ast.blocks.push(def(item)),
             Rule::net_def => ast.nets.push(def(item)),
@@ -51,8 +59,15 @@ fn check_nesting(file: FileId, text: &str) -> Result<(), Diagnostic> {
             '(' | '[' | '{' if !in_comment => {
                 depth += 1;
                 if depth > MAX_NESTING {
-                    let loc = Loc { file, span: Span::new(i, i + 1) };
-                    return Err(Diagnostic::new(Code::Syntax, loc, format!("brackets nested more than {MAX_NESTING} deep")));
+                    let loc = Loc {
+                        file,
+                        span: Span::new(i, i + 1),
+                    };
+                    return Err(Diagnostic::new(
+                        Code::Syntax,
+                        loc,
+                        format!("brackets nested more than {MAX_NESTING} deep"),
+                    ));
                 }
             }
             ')' | ']' | '}' if !in_comment => depth = depth.saturating_sub(1),
@@ -69,7 +84,10 @@ fn span(pair: &Pair<Rule>) -> Span {
 
 fn ident(pair: Pair<Rule>) -> Ident {
     debug_assert_eq!(pair.as_rule(), Rule::ident);
-    Ident { name: pair.as_str().to_string(), span: span(&pair) }
+    Ident {
+        name: pair.as_str().to_string(),
+        span: span(&pair),
+    }
 }
 
 fn def(pair: Pair<Rule>) -> Def {
@@ -84,7 +102,10 @@ fn def(pair: Pair<Rule>) -> Def {
                 for p in part.into_inner() {
                     let mut p = p.into_inner();
                     let name = ident(p.next().expect("param has a name"));
-                    params.push(Param { name, default: p.next().map(expr) });
+                    params.push(Param {
+                        name,
+                        default: p.next().map(expr),
+                    });
                 }
             }
             Rule::body => body = part.into_inner().map(stmt).collect(),
@@ -94,7 +115,12 @@ fn def(pair: Pair<Rule>) -> Def {
     // The span of a definition is its header, which is where errors about
     // the whole definition (a missing `return`) should point.
     let header_end = name.span.end;
-    Def { name, params, body, span: Span::new(def_span.start, header_end) }
+    Def {
+        name,
+        params,
+        body,
+        span: Span::new(def_span.start, header_end),
+    }
 }
 
 fn stmt(pair: Pair<Rule>) -> Stmt {
@@ -104,17 +130,29 @@ fn stmt(pair: Pair<Rule>) -> Stmt {
     match rule {
         Rule::input_stmt => {
             let name = ident(inner.next().expect("input name"));
-            Stmt::Input { name, shape: expr(inner.next().expect("input shape")) }
+            Stmt::Input {
+                name,
+                shape: expr(inner.next().expect("input shape")),
+            }
         }
         Rule::assign_stmt => {
             let name = ident(inner.next().expect("assigned name"));
-            Stmt::Assign { name, value: expr(inner.next().expect("assigned value")) }
+            Stmt::Assign {
+                name,
+                value: expr(inner.next().expect("assigned value")),
+            }
         }
         Rule::probe_stmt => {
             let name = ident(inner.next().expect("probe name"));
-            Stmt::Probe { name, value: inner.next().map(expr) }
+            Stmt::Probe {
+                name,
+                value: inner.next().map(expr),
+            }
         }
-        Rule::return_stmt => Stmt::Return { value: expr(inner.next().expect("returned value")), span: whole },
+        Rule::return_stmt => Stmt::Return {
+            value: expr(inner.next().expect("returned value")),
+            span: whole,
+        },
         r => unreachable!("unexpected statement {r:?}"),
     }
 }
@@ -142,7 +180,14 @@ fn expr(pair: Pair<Rule>) -> Expr {
                 };
                 let rhs = expr(inner.next().expect("right operand"));
                 let span = Span::new(acc.span.start, rhs.span.end);
-                acc = Expr { kind: ExprKind::Binary { op, lhs: Box::new(acc), rhs: Box::new(rhs) }, span };
+                acc = Expr {
+                    kind: ExprKind::Binary {
+                        op,
+                        lhs: Box::new(acc),
+                        rhs: Box::new(rhs),
+                    },
+                    span,
+                };
             }
             acc
         }
@@ -152,24 +197,49 @@ fn expr(pair: Pair<Rule>) -> Expr {
             let mut acc = expr(primary[0].clone());
             for neg in negs.iter().rev() {
                 let span = Span::new(neg.as_span().start(), acc.span.end);
-                acc = Expr { kind: ExprKind::Neg(Box::new(acc)), span };
+                acc = Expr {
+                    kind: ExprKind::Neg(Box::new(acc)),
+                    span,
+                };
             }
             acc
         }
-        Rule::number => Expr { kind: ExprKind::Number(pair.as_str().parse().unwrap_or(f64::INFINITY)), span: whole },
-        Rule::boolean => Expr { kind: ExprKind::Bool(pair.as_str() == "true"), span: whole },
-        Rule::ident => Expr { kind: ExprKind::Name(pair.as_str().to_string()), span: whole },
-        Rule::list => Expr { kind: ExprKind::List(pair.into_inner().map(expr).collect()), span: whole },
+        Rule::number => Expr {
+            kind: ExprKind::Number(pair.as_str().parse().unwrap_or(f64::INFINITY)),
+            span: whole,
+        },
+        Rule::boolean => Expr {
+            kind: ExprKind::Bool(pair.as_str() == "true"),
+            span: whole,
+        },
+        Rule::ident => Expr {
+            kind: ExprKind::Name(pair.as_str().to_string()),
+            span: whole,
+        },
+        Rule::list => Expr {
+            kind: ExprKind::List(pair.into_inner().map(expr).collect()),
+            span: whole,
+        },
         Rule::call => {
             let (callee, args) = call_parts(pair);
-            Expr { kind: ExprKind::Call { callee, args }, span: whole }
+            Expr {
+                kind: ExprKind::Call { callee, args },
+                span: whole,
+            }
         }
         Rule::repeat_call => {
             let mut inner = pair.into_inner();
             let count = Box::new(expr(inner.next().expect("repeat count")));
             let target = inner.next().expect("repeated call");
             let (callee, args) = call_parts(target);
-            Expr { kind: ExprKind::Repeat { count, callee, args }, span: whole }
+            Expr {
+                kind: ExprKind::Repeat {
+                    count,
+                    callee,
+                    args,
+                },
+                span: whole,
+            }
         }
         r => unreachable!("unexpected expression {r:?}"),
     }
@@ -188,9 +258,15 @@ fn call_parts(pair: Pair<Rule>) -> (Ident, Vec<Arg>) {
             if a.as_rule() == Rule::named_arg {
                 let mut n = a.into_inner();
                 let name = ident(n.next().expect("argument name"));
-                Arg { name: Some(name), value: expr(n.next().expect("argument value")) }
+                Arg {
+                    name: Some(name),
+                    value: expr(n.next().expect("argument value")),
+                }
             } else {
-                Arg { name: None, value: expr(a) }
+                Arg {
+                    name: None,
+                    value: expr(a),
+                }
             }
         })
         .collect();
@@ -201,12 +277,23 @@ fn call_parts(pair: Pair<Rule>) -> (Ident, Vec<Arg>) {
 fn pipe_stage(input: Expr, stage: Pair<Rule>) -> Expr {
     let stage_span = span(&stage);
     let whole = Span::new(input.span.start, stage_span.end);
-    let piped = Arg { name: None, value: input };
+    let piped = Arg {
+        name: None,
+        value: input,
+    };
     let kind = match stage.as_rule() {
         Rule::repeat_call => match expr(stage).kind {
-            ExprKind::Repeat { count, callee, mut args } => {
+            ExprKind::Repeat {
+                count,
+                callee,
+                mut args,
+            } => {
                 args.insert(0, piped);
-                ExprKind::Repeat { count, callee, args }
+                ExprKind::Repeat {
+                    count,
+                    callee,
+                    args,
+                }
             }
             _ => unreachable!("repeat_call lowers to Repeat"),
         },
@@ -231,8 +318,15 @@ fn syntax_error(file: FileId, text: &str, e: pest::error::Error<Rule>) -> Diagno
         .map_or(text.len(), |(i, _)| start + i)
         .max(end);
     let found = &text[start..token_end];
-    let found = if found.is_empty() { "the end of the file".to_string() } else { format!("`{}`", short(found)) };
-    let loc = Loc { file, span: Span::new(start, token_end) };
+    let found = if found.is_empty() {
+        "the end of the file".to_string()
+    } else {
+        format!("`{}`", short(found))
+    };
+    let loc = Loc {
+        file,
+        span: Span::new(start, token_end),
+    };
     let message = match &e.variant {
         pest::error::ErrorVariant::ParsingError { positives, .. } if !positives.is_empty() => {
             let mut expected: Vec<&str> = positives.iter().map(|r| describe(*r)).collect();
@@ -275,8 +369,14 @@ fn describe(rule: Rule) -> &'static str {
         Rule::item | Rule::use_decl | Rule::block_def | Rule::net_def => "`use`, `block` or `net`",
         Rule::params | Rule::param => "a parameter",
         Rule::body => "`{`",
-        Rule::stmt | Rule::input_stmt | Rule::probe_stmt | Rule::return_stmt | Rule::assign_stmt => "a statement",
-        Rule::expr | Rule::sum | Rule::product | Rule::unary | Rule::primary | Rule::stage => "an expression",
+        Rule::stmt
+        | Rule::input_stmt
+        | Rule::probe_stmt
+        | Rule::return_stmt
+        | Rule::assign_stmt => "a statement",
+        Rule::expr | Rule::sum | Rule::product | Rule::unary | Rule::primary | Rule::stage => {
+            "an expression"
+        }
         Rule::repeat_call | Rule::call => "a call",
         Rule::arg | Rule::named_arg => "an argument",
         Rule::add_op | Rule::mul_op | Rule::neg => "an operator",
