@@ -148,13 +148,7 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     pub fn new(code: Code, loc: impl Into<Option<Loc>>, message: impl Into<String>) -> Self {
-        Diagnostic {
-            code,
-            message: message.into(),
-            loc: loc.into(),
-            hint: None,
-            notes: Vec::new(),
-        }
+        Diagnostic { code, message: message.into(), loc: loc.into(), hint: None, notes: Vec::new() }
     }
 
     pub fn hint(mut self, hint: impl Into<String>) -> Self {
@@ -200,10 +194,7 @@ fn render_snippet(out: &mut String, sources: &Sources, loc: Loc) {
     let _ = writeln!(out, "{pad}--> {}:{line}:{col}", file.path.display());
     let _ = writeln!(out, "{pad} |");
     let _ = writeln!(out, "{line} | {source_line}");
-    let indent: String = text[line_start..start]
-        .chars()
-        .map(|c| if c == '\t' { '\t' } else { ' ' })
-        .collect();
+    let indent: String = text[line_start..start].chars().map(|c| if c == '\t' { '\t' } else { ' ' }).collect();
     let _ = writeln!(out, "{pad} | {indent}{}", "^".repeat(width));
 }
 
@@ -226,12 +217,7 @@ pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) ->
     if limit == 0 {
         return None;
     }
-    candidates
-        .into_iter()
-        .map(|c| (edit_distance(name, c), c))
-        .filter(|(d, _)| *d <= limit)
-        .min()
-        .map(|(_, c)| c)
+    candidates.into_iter().map(|c| (edit_distance(name, c), c)).filter(|(d, _)| *d <= limit).min().map(|(_, c)| c)
 }
 
 /// Edit distance counting a swap of neighbours as one edit (optimal string
@@ -246,9 +232,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
     for i in 1..=a.len() {
         for j in 1..=b.len() {
             let cost = usize::from(a[i - 1] != b[j - 1]);
-            d[i][j] = (d[i - 1][j] + 1)
-                .min(d[i][j - 1] + 1)
-                .min(d[i - 1][j - 1] + cost);
+            d[i][j] = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
             if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
                 d[i][j] = d[i][j].min(d[i - 2][j - 2] + 1);
             }

@@ -172,11 +172,7 @@ impl Op {
 
 impl Graph {
     pub fn total_params(&self) -> u64 {
-        self.nodes
-            .iter()
-            .flat_map(|n| &n.params)
-            .map(|p| p.shape.iter().product::<usize>() as u64)
-            .sum()
+        self.nodes.iter().flat_map(|n| &n.params).map(|p| p.shape.iter().product::<usize>() as u64).sum()
     }
 
     pub fn total_macs(&self) -> u64 {

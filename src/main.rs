@@ -47,13 +47,8 @@ enum Format {
 }
 
 fn parse_set(s: &str) -> Result<(String, f64), String> {
-    let (k, v) = s
-        .split_once('=')
-        .ok_or_else(|| format!("`{s}` is not NAME=VALUE"))?;
-    let v: f64 = v
-        .trim()
-        .parse()
-        .map_err(|_| format!("`{v}` is not a number"))?;
+    let (k, v) = s.split_once('=').ok_or_else(|| format!("`{s}` is not NAME=VALUE"))?;
+    let v: f64 = v.trim().parse().map_err(|_| format!("`{v}` is not a number"))?;
     Ok((k.trim().to_string(), v))
 }
 
@@ -77,11 +72,7 @@ fn main() -> ExitCode {
                 }
             }
             if failed > 0 {
-                eprintln!(
-                    "{failed} of {} spec{} failed",
-                    specs.len(),
-                    if specs.len() == 1 { "" } else { "s" }
-                );
+                eprintln!("{failed} of {} spec{} failed", specs.len(), if specs.len() == 1 { "" } else { "s" });
                 ExitCode::from(1)
             } else {
                 ExitCode::SUCCESS

@@ -116,9 +116,7 @@ impl TryFrom<String> for Augment {
                 .parse()
                 .map(|pad| Augment::Crop { pad })
                 .map_err(|_| format!("`crop:{pad}` needs a whole number of pixels")),
-            _ => Err(format!(
-                "unknown augmentation `{s}`; expected `crop:N` or `hflip`"
-            )),
+            _ => Err(format!("unknown augmentation `{s}`; expected `crop:N` or `hflip`")),
         }
     }
 }
@@ -144,11 +142,7 @@ pub struct Data {
 
 impl Default for Data {
     fn default() -> Self {
-        Data {
-            dataset: DataSource::Synthetic,
-            train_images: None,
-            test_images: None,
-        }
+        Data { dataset: DataSource::Synthetic, train_images: None, test_images: None }
     }
 }
 
@@ -168,9 +162,7 @@ impl TryFrom<String> for DataSource {
             None if s == "synthetic" => Ok(DataSource::Synthetic),
             Some(("cifar10", dir)) if !dir.is_empty() => Ok(DataSource::Cifar10(dir.to_string())),
             Some(("folder", path)) if !path.is_empty() => Ok(DataSource::Folder(path.to_string())),
-            _ => Err(format!(
-                "unknown data source `{s}`; expected `synthetic`, `cifar10:DIR` or `folder:PATH`"
-            )),
+            _ => Err(format!("unknown data source `{s}`; expected `synthetic`, `cifar10:DIR` or `folder:PATH`")),
         }
     }
 }
@@ -198,11 +190,7 @@ pub struct ProbeSettings {
 
 impl Default for ProbeSettings {
     fn default() -> Self {
-        ProbeSettings {
-            aggregate: Aggregate::Mean,
-            scale: HeatmapScale::Image,
-            count: 8,
-        }
+        ProbeSettings { aggregate: Aggregate::Mean, scale: HeatmapScale::Image, count: 8 }
     }
 }
 

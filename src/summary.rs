@@ -9,11 +9,7 @@ use crate::graph::{Graph, Node, Op, UpsampleMode};
 /// One row per node: name, op with its settings, output shape, parameters,
 /// multiply-adds, receptive field; then totals and the probes.
 pub fn table(graph: &Graph) -> String {
-    let args: Vec<String> = graph
-        .args
-        .iter()
-        .map(|(k, v)| format!("{k} = {}", fmt_num(*v)))
-        .collect();
+    let args: Vec<String> = graph.args.iter().map(|(k, v)| format!("{k} = {}", fmt_num(*v))).collect();
     let mut out = format!("net {}({})\n", graph.name, args.join(", "));
     let rows: Vec<[String; 6]> = graph
         .nodes
@@ -23,12 +19,7 @@ pub fn table(graph: &Graph) -> String {
                 n.name.clone(),
                 describe(n),
                 fmt_shape(&n.shape),
-                group(
-                    n.params
-                        .iter()
-                        .map(|p| p.shape.iter().product::<usize>() as u64)
-                        .sum(),
-                ),
+                group(n.params.iter().map(|p| p.shape.iter().product::<usize>() as u64).sum()),
                 group(n.macs),
                 fmt_num(n.receptive_field.size.round()),
             ]
@@ -54,10 +45,7 @@ pub fn table(graph: &Graph) -> String {
         s.trim_end().to_string() + "\n"
     };
     out += &line(header);
-    out += &format!(
-        "{}\n",
-        "-".repeat(width.iter().sum::<usize>() + 2 * (width.len() - 1))
-    );
+    out += &format!("{}\n", "-".repeat(width.iter().sum::<usize>() + 2 * (width.len() - 1)));
     for r in &rows {
         out += &line([&r[0], &r[1], &r[2], &r[3], &r[4], &r[5]]);
     }
@@ -76,12 +64,7 @@ pub fn table(graph: &Graph) -> String {
         group(params),
         params as f64 * 4.0 / (1 << 20) as f64
     );
-    let _ = writeln!(
-        out,
-        "{} multiply-adds per image ({})",
-        group(graph.total_macs()),
-        si(graph.total_macs())
-    );
+    let _ = writeln!(out, "{} multiply-adds per image ({})", group(graph.total_macs()), si(graph.total_macs()));
     for p in &graph.probes {
         let n = &graph.nodes[p.node];
         let _ = writeln!(out, "probe {} = {} {}", p.name, n.name, fmt_shape(&n.shape));
@@ -92,15 +75,7 @@ pub fn table(graph: &Graph) -> String {
 /// The op and its settings, compactly: `conv 3x3/2 p1 d2 g4 -bias`.
 fn describe(n: &Node) -> String {
     match &n.op {
-        Op::Conv {
-            kernel,
-            stride,
-            padding,
-            dilation,
-            groups,
-            bias,
-            ..
-        } => {
+        Op::Conv { kernel, stride, padding, dilation, groups, bias, .. } => {
             let mut s = format!("conv {kernel}x{kernel}/{stride}");
             if *padding > 0 {
                 let _ = write!(s, " p{padding}");
@@ -116,18 +91,7 @@ fn describe(n: &Node) -> String {
             }
             s
         }
-        Op::MaxPool {
-            kernel,
-            stride,
-            padding,
-            ceil_mode,
-        }
-        | Op::AvgPool {
-            kernel,
-            stride,
-            padding,
-            ceil_mode,
-        } => {
+        Op::MaxPool { kernel, stride, padding, ceil_mode } | Op::AvgPool { kernel, stride, padding, ceil_mode } => {
             let mut s = format!("{} {kernel}x{kernel}/{stride}", n.op.kind());
             if *padding > 0 {
                 let _ = write!(s, " p{padding}");
@@ -138,18 +102,9 @@ fn describe(n: &Node) -> String {
             s
         }
         Op::BatchNorm { eps, .. } if *eps != 1e-5 => format!("bn eps={eps}"),
-        Op::Upsample {
-            mode: UpsampleMode::Nearest,
-            ..
-        } => "upsample nearest".to_string(),
-        Op::Upsample {
-            mode: UpsampleMode::Bilinear { align_corners },
-            ..
-        } => {
-            format!(
-                "upsample bilinear{}",
-                if *align_corners { " aligned" } else { "" }
-            )
+        Op::Upsample { mode: UpsampleMode::Nearest, .. } => "upsample nearest".to_string(),
+        Op::Upsample { mode: UpsampleMode::Bilinear { align_corners }, .. } => {
+            format!("upsample bilinear{}", if *align_corners { " aligned" } else { "" })
         }
         Op::Dropout { p } => format!("dropout {p}"),
         Op::Affine { scale, shift } => format!("affine {}x{:+}", fmt_num(*scale), shift),
@@ -168,11 +123,7 @@ pub fn json(graph: &Graph) -> String {
         #[serde(flatten)]
         graph: &'a Graph,
     }
-    let view = WithTotals {
-        total_params: graph.total_params(),
-        total_macs: graph.total_macs(),
-        graph,
-    };
+    let view = WithTotals { total_params: graph.total_params(), total_macs: graph.total_macs(), graph };
     serde_json::to_string_pretty(&view).expect("a graph always serialises") + "\n"
 }
 
@@ -184,23 +135,14 @@ pub fn dot(graph: &Graph) -> String {
         graph.name
     );
     for (i, n) in graph.nodes.iter().enumerate() {
-        let probes: Vec<&str> = graph
-            .probes
-            .iter()
-            .filter(|p| p.node == i)
-            .map(|p| p.name.as_str())
-            .collect();
+        let probes: Vec<&str> = graph.probes.iter().filter(|p| p.node == i).map(|p| p.name.as_str()).collect();
         let mut label = format!("{}\\n{}\\n{}", n.name, describe(n), fmt_shape(&n.shape));
         let mut style = String::new();
         if !probes.is_empty() {
             let _ = write!(label, "\\nprobe {}", probes.join(", "));
             style = ", style=filled, fillcolor=\"#ffd27f\"".to_string();
         }
-        let _ = writeln!(
-            out,
-            "  n{i} [label=\"{}\"{style}];",
-            label.replace('"', "\\\"")
-        );
+        let _ = writeln!(out, "  n{i} [label=\"{}\"{style}];", label.replace('"', "\\\""));
         for input in &n.inputs {
             let _ = writeln!(out, "  n{input} -> n{i};");
         }

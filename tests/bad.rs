@@ -12,10 +12,7 @@ fn every_bad_spec_reports_its_errors() {
         insta::glob!("bad", "*.net", |path| {
             let path = common::relative(path);
             match netc::compile::compile_file(&path, &[]) {
-                Ok(_) => panic!(
-                    "{} compiled, but it is in the corpus of bad specs",
-                    path.display()
-                ),
+                Ok(_) => panic!("{} compiled, but it is in the corpus of bad specs", path.display()),
                 Err(e) => {
                     assert!(!e.diagnostics.is_empty());
                     insta::assert_snapshot!(e.render());
@@ -29,10 +26,7 @@ fn every_bad_spec_reports_its_errors() {
 fn the_corpus_has_at_least_thirty_specs() {
     let n = std::fs::read_dir(Path::new("tests/bad"))
         .expect("tests/bad exists")
-        .filter(|e| {
-            e.as_ref()
-                .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "net"))
-        })
+        .filter(|e| e.as_ref().is_ok_and(|e| e.path().extension().is_some_and(|x| x == "net")))
         .count();
     assert!(n >= 30, "only {n} bad specs");
 }

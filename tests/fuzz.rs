@@ -21,11 +21,7 @@ impl Rng {
     }
 
     fn below(&mut self, n: usize) -> usize {
-        if n == 0 {
-            0
-        } else {
-            (self.next() % n as u64) as usize
-        }
+        if n == 0 { 0 } else { (self.next() % n as u64) as usize }
     }
 }
 
@@ -75,9 +71,7 @@ const TOKENS: &[&str] = &[
     "[3, 32, 32]",
 ];
 
-const NUMBERS: &[&str] = &[
-    "0", "-1", "1", "2", "7", "0.5", "1e9", "1e300", "100000", "3.5", "65536",
-];
+const NUMBERS: &[&str] = &["0", "-1", "1", "2", "7", "0.5", "1e9", "1e300", "100000", "3.5", "65536"];
 
 /// Half the mutations keep the syntax (numbers and names swapped), so that
 /// the name, type and shape checks see as much traffic as the parser.
@@ -87,11 +81,7 @@ fn mutate(rng: &mut Rng, text: &str) -> String {
     for _ in 0..1 + rng.below(3) {
         let len = chars.len();
         let at = rng.below(len + 1);
-        let kind = if keep_syntax {
-            4 + 2 * rng.below(2)
-        } else {
-            rng.below(7)
-        };
+        let kind = if keep_syntax { 4 + 2 * rng.below(2) } else { rng.below(7) };
         match kind {
             0 => {
                 let end = (at + 1 + rng.below(40)).min(len);
@@ -110,9 +100,7 @@ fn mutate(rng: &mut Rng, text: &str) -> String {
             4 => {
                 // Replace the next number with an extreme one.
                 if let Some(start) = (at..len).find(|i| chars[*i].is_ascii_digit()) {
-                    let end = (start..len)
-                        .find(|i| !chars[*i].is_ascii_digit() && chars[*i] != '.')
-                        .unwrap_or(len);
+                    let end = (start..len).find(|i| !chars[*i].is_ascii_digit() && chars[*i] != '.').unwrap_or(len);
                     chars.splice(start..end, NUMBERS[rng.below(NUMBERS.len())].chars());
                 }
             }
@@ -124,9 +112,7 @@ fn mutate(rng: &mut Rng, text: &str) -> String {
                     .filter(|w| w.starts_with(|c: char| c.is_alphabetic()))
                     .collect();
                 if let Some(start) = (at..len).find(|i| chars[*i].is_alphabetic()) {
-                    let end = (start..len)
-                        .find(|i| !chars[*i].is_alphanumeric() && chars[*i] != '_')
-                        .unwrap_or(len);
+                    let end = (start..len).find(|i| !chars[*i].is_alphanumeric() && chars[*i] != '_').unwrap_or(len);
                     let name = names[rng.below(names.len())].to_string();
                     chars.splice(start..end, name.chars());
                 }
@@ -163,10 +149,7 @@ fn seeds() -> Vec<(PathBuf, String)> {
 
 #[test]
 fn mutated_specs_never_panic_and_diagnostics_point_inside_the_file() {
-    let cases: usize = std::env::var("NETC_FUZZ_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(20_000);
+    let cases: usize = std::env::var("NETC_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000);
     let seeds = seeds();
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let (mut compiled, mut rejected) = (0, 0);
@@ -197,16 +180,10 @@ fn mutated_specs_never_panic_and_diagnostics_point_inside_the_file() {
             Err(_) => {
                 let saved = Path::new(env!("CARGO_TARGET_TMPDIR")).join("fuzz-failure.net");
                 std::fs::write(&saved, &input).expect("write the failing input");
-                panic!(
-                    "case {case} (a mutation of {}) panicked; input saved to {}",
-                    path.display(),
-                    saved.display()
-                );
+                panic!("case {case} (a mutation of {}) panicked; input saved to {}", path.display(), saved.display());
             }
         }
     }
-    println!(
-        "{cases} mutated specs: {compiled} compiled, {rejected} rejected with diagnostics, no panic"
-    );
+    println!("{cases} mutated specs: {compiled} compiled, {rejected} rejected with diagnostics, no panic");
     assert_eq!(compiled + rejected, cases);
 }

@@ -22,17 +22,9 @@ fn every_spec_has_low_mid_and_high_probes_and_a_recipe() {
         }
         let c = common::compiled(path.to_str().expect("utf-8"), &[]);
         for probe in ["low", "mid", "high"] {
-            assert!(
-                c.graph.probes.iter().any(|p| p.name == probe),
-                "{} has no probe `{probe}`",
-                path.display()
-            );
+            assert!(c.graph.probes.iter().any(|p| p.name == probe), "{} has no probe `{probe}`", path.display());
         }
-        assert!(
-            !c.recipe.train.augment.is_empty(),
-            "{} has no augmentation in its recipe",
-            path.display()
-        );
+        assert!(!c.recipe.train.augment.is_empty(), "{} has no augmentation in its recipe", path.display());
     }
 }
 
@@ -46,9 +38,6 @@ fn attention_specs_probe_their_masks() {
         "specs/attention_later.net",
     ] {
         let c = common::compiled(spec, &[]);
-        assert!(
-            c.graph.probes.iter().any(|p| p.name.ends_with("mask")),
-            "{spec} has no mask probe"
-        );
+        assert!(c.graph.probes.iter().any(|p| p.name.ends_with("mask")), "{spec} has no mask probe");
     }
 }

@@ -65,11 +65,7 @@ pub struct Scope {
 
 impl Scope {
     pub fn qualify(&self, name: &str) -> String {
-        if self.prefix.is_empty() {
-            name.to_string()
-        } else {
-            format!("{}.{name}", self.prefix)
-        }
+        if self.prefix.is_empty() { name.to_string() } else { format!("{}.{name}", self.prefix) }
     }
 }
 
@@ -82,7 +78,10 @@ pub struct Builder<'p> {
     pub diags: Vec<Diagnostic>,
     /// Block calls being expanded, innermost last: (block name, call site).
     calls: Vec<(String, Loc)>,
-    pub instantiated: HashSet<String>,
+    instantiated: HashSet<String>,
+    saw_input: bool,
+    /// Where each probe was defined, for "defined twice".
+    probe_locs: HashMap<String, Loc>,
     too_big: bool,
 }
 
@@ -97,6 +96,8 @@ impl<'p> Builder<'p> {
             diags: Vec::new(),
             calls: Vec::new(),
             instantiated: HashSet::new(),
+            saw_input: false,
+            probe_locs: HashMap::new(),
             too_big: false,
         }
     }
@@ -113,11 +114,7 @@ impl<'p> Builder<'p> {
     fn text(&self, loc: Loc) -> String {
         let t = &self.sources_text[loc.file][loc.span.start..loc.span.end];
         let t: String = t.split_whitespace().collect::<Vec<_>>().join(" ");
-        if t.chars().count() > 40 {
-            format!("{}...", t.chars().take(37).collect::<String>())
-        } else {
-            t
-        }
+        if t.chars().count() > 40 { format!("{}...", t.chars().take(37).collect::<String>()) } else { t }
     }
 
     /// Adds a node, named `base` (made unique) inside the scope.
@@ -125,11 +122,7 @@ impl<'p> Builder<'p> {
         if self.nodes.len() >= MAX_NODES {
             if !self.too_big {
                 self.too_big = true;
-                self.error(Diagnostic::new(
-                    Code::Range,
-                    loc,
-                    format!("the net grows past {MAX_NODES} nodes"),
-                ));
+                self.error(Diagnostic::new(Code::Range, loc, format!("the net grows past {MAX_NODES} nodes")));
             }
             return Value::Error;
         }
@@ -141,11 +134,7 @@ impl<'p> Builder<'p> {
     fn fresh_name(&mut self, scope: &Scope, base: &str) -> String {
         let mut i = 0;
         loop {
-            let candidate = if i == 0 {
-                scope.qualify(base)
-            } else {
-                scope.qualify(&format!("{base}_{i}"))
-            };
+            let candidate = if i == 0 { scope.qualify(base) } else { scope.qualify(&format!("{base}_{i}")) };
             if self.taken.insert(candidate.clone()) {
                 return candidate;
             }
@@ -170,32 +159,21 @@ impl<'p> Builder<'p> {
             return (None, self.diags);
         };
         let (file, net) = (*file, net.clone());
-        let mut scope = Scope {
-            file,
-            prefix: String::new(),
-            vars: HashMap::new(),
-        };
+        let mut scope = Scope { file, prefix: String::new(), vars: HashMap::new() };
         let mut args = std::collections::BTreeMap::new();
         for p in &net.params {
-            let loc = Loc {
-                file,
-                span: p.name.span,
-            };
+            if scope.vars.contains_key(&p.name.name) {
+                continue; // Named twice: `load` has said so.
+            }
+            let loc = Loc { file, span: p.name.span };
             let value = if let Some((_, v)) = overrides.iter().find(|(k, _)| *k == p.name.name) {
                 Value::Num(*v)
             } else if let Some(default) = &p.default {
                 self.eval(&mut scope, default)
             } else {
                 self.error(
-                    Diagnostic::new(
-                        Code::Argument,
-                        loc,
-                        format!("net parameter `{}` has no default", p.name.name),
-                    )
-                    .hint(format!(
-                        "give it a default, or a value with `--set {}=...`",
-                        p.name.name
-                    )),
+                    Diagnostic::new(Code::Argument, loc, format!("net parameter `{}` has no default", p.name.name))
+                        .hint(format!("give it a default, or a value with `--set {}=...`", p.name.name)),
                 );
                 Value::Error
             };
@@ -207,67 +185,42 @@ impl<'p> Builder<'p> {
         let known: Vec<&str> = net.params.iter().map(|p| p.name.name.as_str()).collect();
         for (key, _) in overrides {
             if !known.contains(&key.as_str()) {
-                let listed = if known.is_empty() {
-                    "it has none".to_string()
-                } else {
-                    format!("it has {}", known.join(", "))
-                };
+                let listed =
+                    if known.is_empty() { "it has none".to_string() } else { format!("it has {}", known.join(", ")) };
                 self.diags.push(Diagnostic::new(
                     Code::Override,
                     None,
-                    format!(
-                        "`--set {key}=...`: net `{}` has no parameter `{key}`; {listed}",
-                        net.name.name
-                    ),
+                    format!("`--set {key}=...`: net `{}` has no parameter `{key}`; {listed}", net.name.name),
                 ));
             }
         }
         let output = self.body(&mut scope, &net, true);
         self.check_uncalled_blocks();
-        let mut inputs = self
-            .nodes
-            .iter()
-            .filter(|n| n.op == crate::graph::Op::Input)
-            .count();
-        if inputs == 0 {
+        if !self.saw_input {
             self.error(
                 Diagnostic::new(
                     Code::Structure,
-                    Loc {
-                        file,
-                        span: net.span,
-                    },
+                    Loc { file, span: net.span },
                     format!("net `{}` has no `input`", net.name.name),
                 )
                 .hint("declare its input shape: `input x: [3, 32, 32]`"),
             );
-            inputs = 1;
         }
         let output = match output {
-            Some(Located {
-                value: Value::Tensor(id),
-                ..
-            }) => Some(id),
-            Some(Located {
-                value: Value::Error,
-                ..
-            }) => None,
+            Some(Located { value: Value::Tensor(id), .. }) => Some(id),
+            Some(Located { value: Value::Error, .. }) => None,
             Some(other) => {
                 self.error(Diagnostic::new(
                     Code::Type,
                     other.loc,
-                    format!(
-                        "a net must return a feature map, but `{}` is {}",
-                        other.text,
-                        other.value.describe()
-                    ),
+                    format!("a net must return a feature map, but `{}` is {}", other.text, other.value.describe()),
                 ));
                 None
             }
             None => None,
         };
         let graph = match output {
-            Some(output) if self.diags.is_empty() && inputs == 1 => {
+            Some(output) if self.diags.is_empty() => {
                 let mut nodes = std::mem::take(&mut self.nodes);
                 for n in &mut nodes {
                     for p in &mut n.params {
@@ -292,17 +245,10 @@ impl<'p> Builder<'p> {
         let mut returned: Option<Located> = None;
         for stmt in &def.body {
             if let Some(r) = &returned {
-                let loc = Loc {
-                    file: scope.file,
-                    span: stmt_span(stmt),
-                };
+                let loc = Loc { file: scope.file, span: stmt_span(stmt) };
                 self.error(
-                    Diagnostic::new(
-                        Code::Structure,
-                        loc,
-                        "statement after `return` is never reached",
-                    )
-                    .note("the return", r.loc),
+                    Diagnostic::new(Code::Structure, loc, "statement after `return` is never reached")
+                        .note("the return", r.loc),
                 );
                 break;
             }
@@ -315,31 +261,13 @@ impl<'p> Builder<'p> {
                 Stmt::Probe { name, value } => self.probe(scope, name, value.as_ref()),
                 Stmt::Return { value, .. } => {
                     let v = self.eval(scope, value);
-                    let loc = Loc {
-                        file: scope.file,
-                        span: value.span,
-                    };
-                    returned = Some(Located {
-                        value: v,
-                        loc,
-                        text: self.text(loc),
-                    });
+                    let loc = Loc { file: scope.file, span: value.span };
+                    returned = Some(Located { value: v, loc, text: self.text(loc) });
                 }
             }
         }
         if returned.is_none() {
-            let what = if is_net { "net" } else { "block" };
-            self.error(
-                Diagnostic::new(
-                    Code::Structure,
-                    Loc {
-                        file: scope.file,
-                        span: def.span,
-                    },
-                    format!("{what} `{}` has no `return`", def.name.name),
-                )
-                .hint(format!("end the {what} with `return <value>`")),
-            );
+            self.error(no_return(scope.file, def, if is_net { "net" } else { "block" }));
         }
         returned
     }
@@ -348,16 +276,11 @@ impl<'p> Builder<'p> {
     /// and callees, so a library file's typo does not wait for its first use.
     fn check_uncalled_blocks(&mut self) {
         let program = self.program;
-        let mut uncalled: Vec<&(FileId, ast::Def)> = program
-            .blocks
-            .iter()
-            .filter(|(name, _)| !self.instantiated.contains(*name))
-            .map(|(_, b)| b)
-            .collect();
+        let mut uncalled: Vec<&(FileId, ast::Def)> =
+            program.blocks.iter().filter(|(name, _)| !self.instantiated.contains(*name)).map(|(_, b)| b).collect();
         uncalled.sort_by_key(|(file, def)| (*file, def.span.start));
         for (file, def) in uncalled {
-            let mut known: HashSet<&str> =
-                def.params.iter().map(|p| p.name.name.as_str()).collect();
+            let mut known: HashSet<&str> = def.params.iter().map(|p| p.name.name.as_str()).collect();
             for p in &def.params {
                 if let Some(e) = &p.default {
                     self.check_names(*file, e, &known);
@@ -369,29 +292,32 @@ impl<'p> Builder<'p> {
                         self.check_names(*file, value, &known);
                         known.insert(&name.name);
                     }
-                    Stmt::Probe {
-                        value: Some(value), ..
+                    Stmt::Probe { value: Some(value), .. } | Stmt::Return { value, .. } => {
+                        self.check_names(*file, value, &known)
                     }
-                    | Stmt::Return { value, .. } => self.check_names(*file, value, &known),
                     Stmt::Probe { name, value: None } => self.check_names(
                         *file,
-                        &Expr {
-                            kind: ExprKind::Name(name.name.clone()),
-                            span: name.span,
-                        },
+                        &Expr { kind: ExprKind::Name(name.name.clone()), span: name.span },
                         &known,
                     ),
-                    Stmt::Input { .. } => {}
+                    Stmt::Input { name, .. } => self.error(
+                        Diagnostic::new(
+                            Code::Structure,
+                            Loc { file: *file, span: name.span },
+                            "`input` belongs in a net, not in a block",
+                        )
+                        .hint("a block receives its inputs as parameters"),
+                    ),
                 }
+            }
+            if !def.body.iter().any(|s| matches!(s, Stmt::Return { .. })) {
+                self.error(no_return(*file, def, "block"));
             }
         }
     }
 
     fn check_names(&mut self, file: FileId, expr: &Expr, known: &HashSet<&str>) {
-        let loc = Loc {
-            file,
-            span: expr.span,
-        };
+        let loc = Loc { file, span: expr.span };
         match &expr.kind {
             ExprKind::Name(n) if !known.contains(n.as_str()) && !SYMBOLS.contains(&n.as_str()) => {
                 let mut d = Diagnostic::new(Code::UnknownName, loc, format!("unknown name `{n}`"));
@@ -409,75 +335,51 @@ impl<'p> Builder<'p> {
             }
             ExprKind::Call { callee, args } | ExprKind::Repeat { callee, args, .. } => {
                 if !ops::is_op(&callee.name) && !self.program.blocks.contains_key(&callee.name) {
-                    let scope = Scope {
-                        file,
-                        prefix: String::new(),
-                        vars: HashMap::new(),
-                    };
+                    let scope = Scope { file, prefix: String::new(), vars: HashMap::new() };
                     self.unknown_callee(&scope, callee);
                 }
                 if let ExprKind::Repeat { count, .. } = &expr.kind {
                     self.check_names(file, count, known);
                 }
-                args.iter()
-                    .for_each(|a| self.check_names(file, &a.value, known));
+                args.iter().for_each(|a| self.check_names(file, &a.value, known));
             }
         }
     }
 
     fn bind(&mut self, scope: &mut Scope, name: &ast::Ident, value: Value) {
-        let loc = Loc {
-            file: scope.file,
-            span: name.span,
-        };
+        let loc = Loc { file: scope.file, span: name.span };
         if let Some((_, first)) = scope.vars.get(&name.name) {
             let first = *first;
             self.error(
-                Diagnostic::new(
-                    Code::Duplicate,
-                    loc,
-                    format!("`{}` is already defined", name.name),
-                )
-                .note("first defined", first)
-                .hint("every value has one name; pick a new one"),
+                Diagnostic::new(Code::Duplicate, loc, format!("`{}` is already defined", name.name))
+                    .note("first defined", first)
+                    .hint("every value has one name; pick a new one"),
             );
+            // Later uses of the name are ambiguous: keep them quiet.
+            scope.vars.insert(name.name.clone(), (Value::Error, first));
             return;
         }
         scope.vars.insert(name.name.clone(), (value, loc));
     }
 
     fn input(&mut self, scope: &mut Scope, name: &ast::Ident, shape: &Expr, is_net: bool) {
-        let loc = Loc {
-            file: scope.file,
-            span: name.span,
-        };
+        let loc = Loc { file: scope.file, span: name.span };
         if !is_net {
             self.error(
-                Diagnostic::new(
-                    Code::Structure,
-                    loc,
-                    "`input` belongs in a net, not in a block",
-                )
-                .hint("a block receives its inputs as parameters"),
+                Diagnostic::new(Code::Structure, loc, "`input` belongs in a net, not in a block")
+                    .hint("a block receives its inputs as parameters"),
             );
-            return;
+            // Bound all the same, so that its uses do not echo the error.
+            return self.bind(scope, name, Value::Error);
         }
-        if self.nodes.iter().any(|n| n.op == crate::graph::Op::Input) {
-            self.error(Diagnostic::new(
-                Code::Structure,
-                loc,
-                "a net has exactly one `input`",
-            ));
-            return;
+        if std::mem::replace(&mut self.saw_input, true) {
+            self.error(Diagnostic::new(Code::Structure, loc, "a net has exactly one `input`"));
+            return self.bind(scope, name, Value::Error);
         }
-        let shape_loc = Loc {
-            file: scope.file,
-            span: shape.span,
-        };
+        let shape_loc = Loc { file: scope.file, span: shape.span };
         let value = match self.eval(scope, shape) {
             Value::List(items) if !items.is_empty() && items.len() <= 3 => {
-                let dims: Option<Vec<usize>> =
-                    items.iter().map(|v| ops::whole(v, 1, 1 << 16)).collect();
+                let dims: Option<Vec<usize>> = items.iter().map(|v| ops::whole(v, 1, 1 << 16)).collect();
                 match dims {
                     Some(dims) => {
                         let node = Node {
@@ -487,10 +389,7 @@ impl<'p> Builder<'p> {
                             shape: dims,
                             params: vec![],
                             macs: 0,
-                            receptive_field: ReceptiveField {
-                                size: 1.0,
-                                jump: 1.0,
-                            },
+                            receptive_field: ReceptiveField { size: 1.0, jump: 1.0 },
                         };
                         self.add_node(scope, &name.name, node, loc)
                     }
@@ -518,10 +417,7 @@ impl<'p> Builder<'p> {
     }
 
     fn probe(&mut self, scope: &mut Scope, name: &ast::Ident, value: Option<&Expr>) {
-        let loc = Loc {
-            file: scope.file,
-            span: name.span,
-        };
+        let loc = Loc { file: scope.file, span: name.span };
         let v = match value {
             Some(e) => self.named(scope, &name.name, e),
             None => self.lookup(scope, &name.name, loc),
@@ -529,13 +425,14 @@ impl<'p> Builder<'p> {
         let full = scope.qualify(&name.name);
         match v {
             Value::Tensor(node) => {
-                if self.probes.iter().any(|p| p.name == full) {
-                    self.error(Diagnostic::new(
-                        Code::Duplicate,
-                        loc,
-                        format!("probe `{full}` is defined twice"),
-                    ));
+                if let Some(first) = self.probe_locs.get(&full) {
+                    let first = *first;
+                    self.error(
+                        Diagnostic::new(Code::Duplicate, loc, format!("probe `{full}` is defined twice"))
+                            .note("first defined", first),
+                    );
                 } else {
+                    self.probe_locs.insert(full.clone(), loc);
                     self.probes.push(Probe { name: full, node });
                 }
             }
@@ -543,11 +440,7 @@ impl<'p> Builder<'p> {
             other => self.error(Diagnostic::new(
                 Code::Type,
                 loc,
-                format!(
-                    "a probe looks at a feature map, but `{}` is {}",
-                    name.name,
-                    other.describe()
-                ),
+                format!("a probe looks at a feature map, but `{}` is {}", name.name, other.describe()),
             )),
         }
     }
@@ -568,10 +461,8 @@ impl<'p> Builder<'p> {
 
     fn collapse(&mut self, prefix: &str, first_node: usize, first_probe: usize) {
         let head = format!("{prefix}.");
-        let child = |name: &str| {
-            name.strip_prefix(&head)
-                .map(|rest| rest.split('.').next().unwrap_or(rest).to_string())
-        };
+        let child =
+            |name: &str| name.strip_prefix(&head).map(|rest| rest.split('.').next().unwrap_or(rest).to_string());
         let children: HashSet<Option<String>> = self.nodes[first_node..]
             .iter()
             .map(|n| child(&n.name))
@@ -602,13 +493,14 @@ impl<'p> Builder<'p> {
         if let Some(sym) = SYMBOLS.iter().find(|s| **s == name) {
             return Value::Sym(sym);
         }
+        if self.program.incomplete {
+            return Value::Error;
+        }
         let mut d = Diagnostic::new(Code::UnknownName, loc, format!("unknown name `{name}`"));
         if let Some(c) = closest(name, scope.vars.keys().map(String::as_str)) {
             d = d.hint(format!("did you mean `{c}`?"));
         } else if self.program.blocks.contains_key(name) || ops::is_op(name) {
-            d = d.hint(format!(
-                "`{name}` is an op or block: call it, `{name}(...)`"
-            ));
+            d = d.hint(format!("`{name}` is an op or block: call it, `{name}(...)`"));
         }
         self.error(d);
         Value::Error
@@ -617,27 +509,18 @@ impl<'p> Builder<'p> {
     // ----- expressions ---------------------------------------------------
 
     pub fn eval(&mut self, scope: &mut Scope, expr: &Expr) -> Value {
-        let loc = Loc {
-            file: scope.file,
-            span: expr.span,
-        };
+        let loc = Loc { file: scope.file, span: expr.span };
         match &expr.kind {
             ExprKind::Number(n) => Value::Num(*n),
             ExprKind::Bool(b) => Value::Bool(*b),
             ExprKind::Name(n) => self.lookup(scope, n, loc),
-            ExprKind::List(items) => {
-                Value::List(items.iter().map(|e| self.eval(scope, e)).collect())
-            }
+            ExprKind::List(items) => Value::List(items.iter().map(|e| self.eval(scope, e)).collect()),
             ExprKind::Neg(inner) => match self.eval(scope, inner) {
                 Value::Num(n) => Value::Num(-n),
                 Value::Tensor(id) => ops::affine(self, scope, id, -1.0, 0.0, loc),
                 Value::Error => Value::Error,
                 other => {
-                    self.error(Diagnostic::new(
-                        Code::Type,
-                        loc,
-                        format!("cannot negate {}", other.describe()),
-                    ));
+                    self.error(Diagnostic::new(Code::Type, loc, format!("cannot negate {}", other.describe())));
                     Value::Error
                 }
             },
@@ -647,37 +530,27 @@ impl<'p> Builder<'p> {
                 self.binary(scope, *op, l, r, loc)
             }
             ExprKind::Call { callee, args } => {
-                let args: Vec<(Option<ast::Ident>, Located)> = args
-                    .iter()
-                    .map(|a| (a.name.clone(), self.located(scope, &a.value)))
-                    .collect();
-                self.call(scope, callee, args, loc)
+                let args: Vec<(Option<ast::Ident>, Located)> =
+                    args.iter().map(|a| (a.name.clone(), self.located(scope, &a.value))).collect();
+                self.call(scope, callee, args, call_site(scope, callee, expr))
             }
-            ExprKind::Repeat {
-                count,
-                callee,
-                args,
-            } => self.repeat(scope, count, callee, args, loc),
+            ExprKind::Repeat { count, callee, args } => {
+                let at = Loc { file: scope.file, span: crate::diag::Span::new(count.span.start, expr.span.end) };
+                self.repeat(scope, count, callee, args, at)
+            }
         }
     }
 
     fn located(&mut self, scope: &mut Scope, expr: &Expr) -> Located {
-        let loc = Loc {
-            file: scope.file,
-            span: expr.span,
-        };
-        Located {
-            value: self.eval(scope, expr),
-            loc,
-            text: self.text(loc),
-        }
+        let loc = Loc { file: scope.file, span: expr.span };
+        Located { value: self.eval(scope, expr), loc, text: self.text(loc) }
     }
 
     fn binary(&mut self, scope: &mut Scope, op: BinOp, l: Located, r: Located, loc: Loc) -> Value {
         use Value::{Error, Num, Tensor};
         match (op, &l.value, &r.value) {
             (_, Error, _) | (_, _, Error) => Error,
-            (BinOp::Div, Num(_), Num(b)) if *b == 0.0 => {
+            (BinOp::Div, Num(_) | Tensor(_), Num(b)) if *b == 0.0 => {
                 self.error(Diagnostic::new(Code::Range, r.loc, "division by zero"));
                 Error
             }
@@ -687,12 +560,8 @@ impl<'p> Builder<'p> {
                 BinOp::Mul => a * b,
                 BinOp::Div => a / b,
             }),
-            (BinOp::Add, Tensor(_), Tensor(_)) => {
-                ops::elementwise(self, scope, crate::graph::Op::Add, &l, &r, loc)
-            }
-            (BinOp::Mul, Tensor(_), Tensor(_)) => {
-                ops::elementwise(self, scope, crate::graph::Op::Mul, &l, &r, loc)
-            }
+            (BinOp::Add, Tensor(_), Tensor(_)) => ops::elementwise(self, scope, crate::graph::Op::Add, &l, &r, loc),
+            (BinOp::Mul, Tensor(_), Tensor(_)) => ops::elementwise(self, scope, crate::graph::Op::Mul, &l, &r, loc),
             (BinOp::Add, Tensor(t), Num(n)) | (BinOp::Add, Num(n), Tensor(t)) => {
                 ops::affine(self, scope, *t, 1.0, *n, loc)
             }
@@ -701,9 +570,7 @@ impl<'p> Builder<'p> {
             (BinOp::Mul, Tensor(t), Num(n)) | (BinOp::Mul, Num(n), Tensor(t)) => {
                 ops::affine(self, scope, *t, *n, 0.0, loc)
             }
-            (BinOp::Div, Tensor(t), Num(n)) if *n != 0.0 => {
-                ops::affine(self, scope, *t, 1.0 / n, 0.0, loc)
-            }
+            (BinOp::Div, Tensor(t), Num(n)) if *n != 0.0 => ops::affine(self, scope, *t, 1.0 / n, 0.0, loc),
             (_, a, b) => {
                 let mut d = Diagnostic::new(
                     Code::Type,
@@ -733,6 +600,9 @@ impl<'p> Builder<'p> {
         args: Vec<(Option<ast::Ident>, Located)>,
         loc: Loc,
     ) -> Value {
+        if !self.positional_first(&args) {
+            return Value::Error;
+        }
         if args.iter().any(|(_, a)| matches!(a.value, Value::Error)) {
             // Still check that the callee exists, but say nothing about the arguments.
             if !ops::is_op(&callee.name) && !self.program.blocks.contains_key(&callee.name) {
@@ -750,20 +620,28 @@ impl<'p> Builder<'p> {
         Value::Error
     }
 
+    /// Positional arguments must come before named ones, as in Python.
+    fn positional_first(&mut self, args: &[(Option<ast::Ident>, Located)]) -> bool {
+        let first_named = args.iter().position(|(n, _)| n.is_some());
+        let stray = first_named.and_then(|i| args[i..].iter().find(|(n, _)| n.is_none()));
+        if let Some((_, arg)) = stray {
+            let loc = arg.loc;
+            self.error(
+                Diagnostic::new(Code::Argument, loc, "a positional argument after named ones")
+                    .hint("put positional arguments first, or name this one too"),
+            );
+            return false;
+        }
+        true
+    }
+
     fn unknown_callee(&mut self, scope: &Scope, callee: &ast::Ident) {
-        let loc = Loc {
-            file: scope.file,
-            span: callee.span,
-        };
-        let mut d = Diagnostic::new(
-            Code::UnknownOp,
-            loc,
-            format!("unknown op or block `{}`", callee.name),
-        );
-        let candidates = ops::NAMES
-            .iter()
-            .copied()
-            .chain(self.program.blocks.keys().map(String::as_str));
+        if self.program.incomplete {
+            return;
+        }
+        let loc = Loc { file: scope.file, span: callee.span };
+        let mut d = Diagnostic::new(Code::UnknownOp, loc, format!("unknown op or block `{}`", callee.name));
+        let candidates = ops::NAMES.iter().copied().chain(self.program.blocks.keys().map(String::as_str));
         if let Some(c) = closest(&callee.name, candidates) {
             d = d.hint(format!("did you mean `{c}`?"));
         } else {
@@ -788,21 +666,13 @@ impl<'p> Builder<'p> {
         let (file, def) = &program.blocks[&callee.name];
         if self.calls.iter().any(|(b, _)| *b == callee.name) {
             self.error(
-                Diagnostic::new(
-                    Code::Recursion,
-                    loc,
-                    format!("block `{}` calls itself", callee.name),
-                )
-                .hint("blocks cannot recurse; use `repeat(n)` to stack copies"),
+                Diagnostic::new(Code::Recursion, loc, format!("block `{}` calls itself", callee.name))
+                    .hint("blocks cannot recurse; use `repeat(n)` to stack copies"),
             );
             return Value::Error;
         }
         if self.calls.len() >= MAX_CALL_DEPTH {
-            self.error(Diagnostic::new(
-                Code::Recursion,
-                loc,
-                format!("blocks nested more than {MAX_CALL_DEPTH} deep"),
-            ));
+            self.error(Diagnostic::new(Code::Recursion, loc, format!("blocks nested more than {MAX_CALL_DEPTH} deep")));
             return Value::Error;
         }
         self.instantiated.insert(callee.name.clone());
@@ -810,11 +680,7 @@ impl<'p> Builder<'p> {
             Some(name) => self.fresh_name(scope, &name),
             None => self.fresh_name(scope, &callee.name),
         };
-        let mut inner = Scope {
-            file: *file,
-            prefix,
-            vars: HashMap::new(),
-        };
+        let mut inner = Scope { file: *file, prefix, vars: HashMap::new() };
         // Bind arguments to parameters: positional first, then by name.
         let mut bound: Vec<Option<Value>> = vec![None; def.params.len()];
         let mut ok = true;
@@ -844,20 +710,17 @@ impl<'p> Builder<'p> {
                 Some(n) => match def.params.iter().position(|p| p.name.name == n.name) {
                     Some(i) => i,
                     None => {
-                        let nloc = Loc {
-                            file: arg.loc.file,
-                            span: n.span,
-                        };
+                        let nloc = Loc { file: arg.loc.file, span: n.span };
                         let mut d = Diagnostic::new(
                             Code::Argument,
                             nloc,
                             format!("block `{}` has no parameter `{}`", callee.name, n.name),
                         );
-                        if let Some(c) =
-                            closest(&n.name, def.params.iter().map(|p| p.name.name.as_str()))
-                        {
-                            d = d.hint(format!("did you mean `{c}`?"));
-                        }
+                        let params: Vec<&str> = def.params.iter().map(|p| p.name.name.as_str()).collect();
+                        d = match closest(&n.name, params.iter().copied()) {
+                            Some(c) => d.hint(format!("did you mean `{c}`?")),
+                            None => d.hint(format!("`{}` takes {}", callee.name, params.join(", "))),
+                        };
                         self.error(d);
                         ok = false;
                         continue;
@@ -868,10 +731,7 @@ impl<'p> Builder<'p> {
                 self.error(Diagnostic::new(
                     Code::Argument,
                     arg.loc,
-                    format!(
-                        "parameter `{}` of block `{}` is given twice",
-                        def.params[index].name.name, callee.name
-                    ),
+                    format!("parameter `{}` of block `{}` is given twice", def.params[index].name.name, callee.name),
                 ));
                 ok = false;
                 continue;
@@ -894,32 +754,14 @@ impl<'p> Builder<'p> {
                         Diagnostic::new(
                             Code::Argument,
                             loc,
-                            format!(
-                                "block `{}` needs argument `{}`",
-                                callee.name, param.name.name
-                            ),
+                            format!("block `{}` needs argument `{}`", callee.name, param.name.name),
                         )
-                        .note(
-                            "the block is defined",
-                            Loc {
-                                file: *file,
-                                span: def.name.span,
-                            },
-                        ),
+                        .note("the block is defined", Loc { file: *file, span: def.name.span }),
                     );
                     return Value::Error;
                 }
             };
-            inner.vars.insert(
-                param.name.name.clone(),
-                (
-                    value,
-                    Loc {
-                        file: *file,
-                        span: param.name.span,
-                    },
-                ),
-            );
+            inner.vars.insert(param.name.name.clone(), (value, Loc { file: *file, span: param.name.span }));
         }
         let first_node = self.nodes.len();
         let first_probe = self.probes.len();
@@ -930,27 +772,21 @@ impl<'p> Builder<'p> {
         result.map_or(Value::Error, |r| r.value)
     }
 
-    fn repeat(
-        &mut self,
-        scope: &mut Scope,
-        count: &Expr,
-        callee: &ast::Ident,
-        args: &[ast::Arg],
-        loc: Loc,
-    ) -> Value {
-        let count_loc = Loc {
-            file: scope.file,
-            span: count.span,
-        };
+    fn repeat(&mut self, scope: &mut Scope, count: &Expr, callee: &ast::Ident, args: &[ast::Arg], loc: Loc) -> Value {
+        let count_loc = Loc { file: scope.file, span: count.span };
         let n = match self.eval(scope, count) {
             Value::Error => return Value::Error,
             v => match ops::whole(&v, 1, MAX_REPEAT) {
                 Some(n) => n,
                 None => {
+                    let got = match v {
+                        Value::Num(n) => ops::fmt_num(n),
+                        other => other.describe().to_string(),
+                    };
                     self.error(Diagnostic::new(
                         Code::Range,
                         count_loc,
-                        format!("`repeat` needs a whole count from 1 to {MAX_REPEAT}"),
+                        format!("`repeat` needs a whole count from 1 to {MAX_REPEAT}, but it got {got}"),
                     ));
                     return Value::Error;
                 }
@@ -958,10 +794,7 @@ impl<'p> Builder<'p> {
         };
         if !self.program.blocks.contains_key(&callee.name) {
             if ops::is_op(&callee.name) {
-                let cloc = Loc {
-                    file: scope.file,
-                    span: callee.span,
-                };
+                let cloc = Loc { file: scope.file, span: callee.span };
                 self.error(
                     Diagnostic::new(
                         Code::Type,
@@ -975,14 +808,9 @@ impl<'p> Builder<'p> {
             }
             return Value::Error;
         }
-        let mut evaluated: Vec<(Option<ast::Ident>, Located)> = args
-            .iter()
-            .map(|a| (a.name.clone(), self.located(scope, &a.value)))
-            .collect();
-        if evaluated
-            .iter()
-            .any(|(_, a)| matches!(a.value, Value::Error))
-        {
+        let mut evaluated: Vec<(Option<ast::Ident>, Located)> =
+            args.iter().map(|a| (a.name.clone(), self.located(scope, &a.value))).collect();
+        if !self.positional_first(&evaluated) || evaluated.iter().any(|(_, a)| matches!(a.value, Value::Error)) {
             return Value::Error;
         }
         if evaluated.first().is_none_or(|(n, _)| n.is_some()) {
@@ -994,21 +822,11 @@ impl<'p> Builder<'p> {
             return Value::Error;
         }
         let base = callee.name.clone();
-        let group = Scope {
-            file: scope.file,
-            prefix: self.fresh_name(scope, &base),
-            vars: HashMap::new(),
-        };
+        let group = Scope { file: scope.file, prefix: self.fresh_name(scope, &base), vars: HashMap::new() };
         let mut group = group;
         let mut current = Value::Error;
         for i in 0..n {
-            let v = self.block(
-                &mut group,
-                callee,
-                evaluated.clone(),
-                loc,
-                Some(i.to_string()),
-            );
+            let v = self.block(&mut group, callee, evaluated.clone(), loc, Some(i.to_string()));
             if matches!(v, Value::Error) {
                 return Value::Error;
             }
@@ -1019,15 +837,28 @@ impl<'p> Builder<'p> {
     }
 }
 
+/// Errors about a call point from its callee to its end: in a pipe, the
+/// piped input before it is not part of the mistake.
+fn call_site(scope: &Scope, callee: &ast::Ident, call: &Expr) -> Loc {
+    Loc { file: scope.file, span: crate::diag::Span::new(callee.span.start.min(call.span.end), call.span.end) }
+}
+
+fn no_return(file: FileId, def: &ast::Def, what: &str) -> Diagnostic {
+    Diagnostic::new(
+        Code::Structure,
+        Loc { file, span: def.span },
+        format!("{what} `{}` has no `return`", def.name.name),
+    )
+    .hint(format!("end the {what} with `return <value>`"))
+}
+
 fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
 
 fn stmt_span(stmt: &Stmt) -> crate::diag::Span {
     match stmt {
-        Stmt::Input { name, .. } | Stmt::Assign { name, .. } | Stmt::Probe { name, .. } => {
-            name.span
-        }
+        Stmt::Input { name, .. } | Stmt::Assign { name, .. } | Stmt::Probe { name, .. } => name.span,
         Stmt::Return { span, .. } => *span,
     }
 }

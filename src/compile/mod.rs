@@ -60,11 +60,7 @@ pub fn compile_file(path: &Path, overrides: &[(String, f64)]) -> Result<Compiled
 }
 
 /// Compiles spec text as if read from `path` (`use`s resolve next to it).
-pub fn compile_source(
-    path: &Path,
-    text: String,
-    overrides: &[(String, f64)],
-) -> Result<Compiled, Failure> {
+pub fn compile_source(path: &Path, text: String, overrides: &[(String, f64)]) -> Result<Compiled, Failure> {
     let mut sources = Sources::default();
     let mut diags = Vec::new();
     let program = load::load(path, text, &mut sources, &mut diags);
@@ -72,16 +68,12 @@ pub fn compile_source(
         Some((file, text, span)) => match recipe::parse(text) {
             Ok(r) => Some(r),
             Err((message, range)) => {
-                let at = range.map_or(Span::new(span.start, span.start), |r| {
-                    Span::new(span.start + r.start, span.start + r.end)
-                });
+                let at = range
+                    .map_or(Span::new(span.start, span.start), |r| Span::new(span.start + r.start, span.start + r.end));
                 diags.push(Diagnostic::new(
                     Code::FrontMatter,
-                    Loc {
-                        file: *file,
-                        span: at,
-                    },
-                    format!("front matter: {}", message.trim()),
+                    Loc { file: *file, span: at },
+                    format!("front matter: {}", plain_types(message.trim())),
                 ));
                 None
             }
@@ -90,62 +82,78 @@ pub fn compile_source(
     };
     if program.net.is_none() && diags.iter().all(|d| d.code != Code::Syntax) {
         diags.push(
-            Diagnostic::new(
-                Code::NetCount,
-                Loc {
-                    file: 0,
-                    span: Span::new(0, 0),
-                },
-                "the spec defines no `net`",
-            )
-            .hint("add `net name(...) { input x: [3, 32, 32] ... return ... }`"),
+            Diagnostic::new(Code::NetCount, Loc { file: 0, span: Span::new(0, 0) }, "the spec defines no `net`")
+                .hint("add `net name(...) { input x: [3, 32, 32] ... return ... }`"),
         );
     }
     let builder = eval::Builder::new(&program, sources.texts());
     let (graph, mut eval_diags) = builder.net(overrides);
     if let (Some(recipe), Some((_, net))) = (&recipe, &program.net) {
+        let params: Vec<&str> = net.params.iter().map(|p| p.name.name.as_str()).collect();
         for key in recipe.profile.values().flat_map(|p| p.set.keys()) {
-            if !net.params.iter().any(|p| &p.name.name == key) {
-                let (file, _, span) = program
-                    .front_matter
-                    .as_ref()
-                    .expect("a recipe with profiles came from front matter");
+            if !params.contains(&key.as_str()) {
+                let (file, _, span) =
+                    program.front_matter.as_ref().expect("a recipe with profiles came from front matter");
                 let at = front_matter_key(&sources.get(*file).text, *span, key);
-                eval_diags.push(Diagnostic::new(
+                let mut d = Diagnostic::new(
                     Code::FrontMatter,
-                    Loc {
-                        file: *file,
-                        span: at,
-                    },
-                    format!(
-                        "profile sets `{key}`, but net `{}` has no such parameter",
-                        net.name.name
-                    ),
-                ));
+                    Loc { file: *file, span: at },
+                    format!("profile sets `{key}`, but net `{}` has no such parameter", net.name.name),
+                );
+                d = match crate::diag::closest(key, params.iter().copied()) {
+                    Some(c) => d.hint(format!("did you mean `{c}`?")),
+                    None => d.hint(format!("its parameters are {}", params.join(", "))),
+                };
+                eval_diags.push(d);
             }
         }
     }
     dedup(&mut eval_diags);
     diags.extend(eval_diags);
+    // In reading order: file by file, top to bottom.
+    diags.sort_by_key(|d| d.loc.map(|l| (l.file, l.span.start)));
     match (graph, recipe) {
         (Some(graph), Some(recipe)) if diags.is_empty() => Ok(Compiled { graph, recipe }),
-        _ => Err(Failure {
-            diagnostics: diags,
-            sources,
-        }),
+        _ => Err(Failure { diagnostics: diags, sources }),
     }
 }
 
-/// Where `key` first appears in the front matter, for pointing at it.
+/// Where `key` first appears as a whole word outside comments in the front
+/// matter, for pointing at it (the recipe keeps no spans).
 fn front_matter_key(text: &str, fm: Span, key: &str) -> Span {
-    let body = &text[fm.start..];
-    body.find(key).map_or(Span::new(fm.start, fm.start), |i| {
-        Span::new(fm.start + i, fm.start + i + key.len())
-    })
+    let mut offset = fm.start;
+    for line in text[fm.start..fm.end].split_inclusive('\n') {
+        let code = line.split('#').next().unwrap_or("");
+        let word = |c: char| c.is_alphanumeric() || c == '_';
+        let found = code.match_indices(key).find(|(i, _)| {
+            let before = code[..*i].chars().next_back();
+            let after = code[i + key.len()..].chars().next();
+            !before.is_some_and(word) && !after.is_some_and(word)
+        });
+        if let Some((i, _)) = found {
+            return Span::new(offset + i, offset + i + key.len());
+        }
+        offset += line.len();
+    }
+    Span::new(fm.start, fm.start)
 }
 
-/// The same mistake inside a block is met once per instance; report it once.
+/// The same mistake inside a block is met once per instance, perhaps with
+/// other shapes in its message; report the first.
 fn dedup(diags: &mut Vec<Diagnostic>) {
     let mut seen = std::collections::HashSet::new();
-    diags.retain(|d| seen.insert((d.code, d.loc, d.message.clone())));
+    diags.retain(|d| d.loc.is_none() || seen.insert((d.code, d.loc)));
+}
+
+/// serde names Rust types in its messages; say what they mean.
+fn plain_types(message: &str) -> String {
+    [
+        ("u32", "a whole number"),
+        ("u64", "a whole number"),
+        ("usize", "a whole number"),
+        ("f64", "a number"),
+        ("a boolean", "`true` or `false`"),
+    ]
+    .iter()
+    .fold(message.to_string(), |m, (rust, plain)| m.replace(rust, plain))
 }

@@ -13,22 +13,14 @@ const MAX_DIM: usize = 1 << 20;
 /// input feature map. `concat` also takes any number of further inputs.
 const SIGNATURES: &[(&str, &[&str], usize)] = &[
     // (name, parameters, how many are required)
-    (
-        "conv",
-        &["x", "c", "k", "stride", "pad", "dilation", "groups", "bias"],
-        2,
-    ),
+    ("conv", &["x", "c", "k", "stride", "pad", "dilation", "groups", "bias"], 2),
     ("bn", &["x", "eps", "momentum"], 1),
     ("relu", &["x"], 1),
     ("sigmoid", &["x"], 1),
     ("maxpool", &["x", "k", "stride", "pad", "ceil"], 2),
     ("avgpool", &["x", "k", "stride", "pad", "ceil"], 2),
     ("gap", &["x"], 1),
-    (
-        "upsample",
-        &["x", "scale", "size", "like", "mode", "align_corners"],
-        1,
-    ),
+    ("upsample", &["x", "scale", "size", "like", "mode", "align_corners"], 1),
     ("dropout", &["x", "p"], 1),
     ("flatten", &["x"], 1),
     ("linear", &["x", "n", "bias"], 2),
@@ -36,8 +28,7 @@ const SIGNATURES: &[(&str, &[&str], usize)] = &[
 ];
 
 pub const NAMES: &[&str] = &[
-    "conv", "bn", "relu", "sigmoid", "maxpool", "avgpool", "gap", "upsample", "dropout", "flatten",
-    "linear", "concat",
+    "conv", "bn", "relu", "sigmoid", "maxpool", "avgpool", "gap", "upsample", "dropout", "flatten", "linear", "concat",
 ];
 
 pub fn is_op(name: &str) -> bool {
@@ -47,9 +38,7 @@ pub fn is_op(name: &str) -> bool {
 /// A whole number in `min..=max`, from a number value.
 pub fn whole(v: &Value, min: usize, max: usize) -> Option<usize> {
     match v {
-        Value::Num(n) if n.fract() == 0.0 && *n >= min as f64 && *n <= max as f64 => {
-            Some(*n as usize)
-        }
+        Value::Num(n) if n.fract() == 0.0 && *n >= min as f64 && *n <= max as f64 => Some(*n as usize),
         _ => None,
     }
 }
@@ -63,23 +52,10 @@ struct Args {
     call: Loc,
 }
 
-fn bind(
-    b: &mut Builder,
-    name: &str,
-    args: Vec<(Option<Ident>, Located)>,
-    call: Loc,
-) -> Option<Args> {
-    let &(op, params, required) = SIGNATURES
-        .iter()
-        .find(|s| s.0 == name)
-        .expect("bind is called for ops only");
+fn bind(b: &mut Builder, name: &str, args: Vec<(Option<Ident>, Located)>, call: Loc) -> Option<Args> {
+    let &(op, params, required) = SIGNATURES.iter().find(|s| s.0 == name).expect("bind is called for ops only");
     let variadic = op == "concat";
-    let mut a = Args {
-        op,
-        slots: vec![None; params.len()],
-        rest: Vec::new(),
-        call,
-    };
+    let mut a = Args { op, slots: vec![None; params.len()], rest: Vec::new(), call };
     let mut ok = true;
     let mut next = 0;
     for (arg_name, value) in args {
@@ -109,15 +85,8 @@ fn bind(
             Some(n) => match params.iter().position(|p| *p == n.name) {
                 Some(i) => i,
                 None => {
-                    let loc = Loc {
-                        file: value.loc.file,
-                        span: n.span,
-                    };
-                    let mut d = Diagnostic::new(
-                        Code::Argument,
-                        loc,
-                        format!("`{op}` has no parameter `{}`", n.name),
-                    );
+                    let loc = Loc { file: value.loc.file, span: n.span };
+                    let mut d = Diagnostic::new(Code::Argument, loc, format!("`{op}` has no parameter `{}`", n.name));
                     d = match closest(&n.name, params.iter().copied()) {
                         Some(c) => d.hint(format!("did you mean `{c}`?")),
                         None => d.hint(format!("`{op}` takes {}", params.join(", "))),
@@ -146,10 +115,7 @@ fn bind(
             } else {
                 format!("`{op}` takes {}", params.join(", "))
             };
-            b.error(
-                Diagnostic::new(Code::Argument, call, format!("`{op}` needs argument `{p}`"))
-                    .hint(hint),
-            );
+            b.error(Diagnostic::new(Code::Argument, call, format!("`{op}` needs argument `{p}`")).hint(hint));
             ok = false;
         }
     }
@@ -162,11 +128,7 @@ impl Args {
     }
 
     fn param(&self, i: usize) -> &'static str {
-        SIGNATURES
-            .iter()
-            .find(|s| s.0 == self.op)
-            .expect("known op")
-            .1[i]
+        SIGNATURES.iter().find(|s| s.0 == self.op).expect("known op").1[i]
     }
 
     fn type_error(&self, b: &mut Builder, i: usize, wanted: &str) {
@@ -203,11 +165,7 @@ impl Args {
             Value::Num(n) => match whole(&a.value, min, MAX_DIM) {
                 Some(v) => Some(v),
                 None => {
-                    let what = if n.fract() != 0.0 {
-                        "a whole number".to_string()
-                    } else {
-                        format!("at least {min}")
-                    };
+                    let what = if n.fract() != 0.0 { "a whole number".to_string() } else { format!("at least {min}") };
                     let too_big = *n > MAX_DIM as f64;
                     let msg = if too_big {
                         format!(
@@ -217,12 +175,7 @@ impl Args {
                             fmt_num(*n)
                         )
                     } else {
-                        format!(
-                            "`{}` of `{}` must be {what}, but it is {}",
-                            self.param(i),
-                            self.op,
-                            fmt_num(*n)
-                        )
+                        format!("`{}` of `{}` must be {what}, but it is {}", self.param(i), self.op, fmt_num(*n))
                     };
                     b.error(Diagnostic::new(Code::Range, a.loc, msg));
                     None
@@ -243,20 +196,9 @@ impl Args {
             Value::Num(n) if *n > 0.0 && *n <= MAX_DIM as f64 => Some((n.round() as usize).max(1)),
             Value::Num(n) => {
                 let msg = if *n > 0.0 {
-                    format!(
-                        "`{}` of `{}` is {}, more than the limit of {MAX_DIM}",
-                        self.param(i),
-                        self.op,
-                        fmt_num(*n)
-                    )
+                    format!("`{}` of `{}` is {}, more than the limit of {MAX_DIM}", self.param(i), self.op, fmt_num(*n))
                 } else {
-                    format!(
-                        "`{}` of `{}` must be positive, but `{}` is {}",
-                        self.param(i),
-                        self.op,
-                        a.text,
-                        fmt_num(*n)
-                    )
+                    format!("`{}` of `{}` must be positive, but it is {}", self.param(i), self.op, fmt_num(*n))
                 };
                 b.error(Diagnostic::new(Code::Range, a.loc, msg));
                 None
@@ -268,27 +210,19 @@ impl Args {
         }
     }
 
-    fn number(
-        &self,
-        b: &mut Builder,
-        i: usize,
-        default: f64,
-        range: std::ops::Range<f64>,
-    ) -> Option<f64> {
+    fn number(&self, b: &mut Builder, i: usize, default: f64, range: std::ops::Range<f64>) -> Option<f64> {
         let Some(a) = self.get(i) else {
             return Some(default);
         };
         match &a.value {
             Value::Num(n) if range.contains(n) => Some(*n),
             Value::Num(n) => {
-                let msg = format!(
-                    "`{}` of `{}` must be in [{}, {}), but it is {}",
-                    self.param(i),
-                    self.op,
-                    range.start,
-                    range.end,
-                    fmt_num(*n)
-                );
+                let bounds = if range.start == f64::MIN_POSITIVE {
+                    format!("above 0 and below {}", fmt_num(range.end))
+                } else {
+                    format!("at least {} and below {}", fmt_num(range.start), fmt_num(range.end))
+                };
+                let msg = format!("`{}` of `{}` must be {bounds}, but it is {}", self.param(i), self.op, fmt_num(*n));
                 b.error(Diagnostic::new(Code::Range, a.loc, msg));
                 None
             }
@@ -315,11 +249,7 @@ impl Args {
 
 /// `3` -> "3", `0.5` -> "0.5".
 pub fn fmt_num(n: f64) -> String {
-    if n.fract() == 0.0 && n.abs() < 1e15 {
-        format!("{}", n as i64)
-    } else {
-        format!("{n}")
-    }
+    if n.fract() == 0.0 && n.abs() < 1e15 { format!("{}", n as i64) } else { format!("{n}") }
 }
 
 pub fn fmt_shape(shape: &[usize]) -> String {
@@ -327,31 +257,12 @@ pub fn fmt_shape(shape: &[usize]) -> String {
     format!("[{}]", dims.join(", "))
 }
 
-fn node(
-    op: Op,
-    inputs: Vec<NodeId>,
-    shape: Vec<usize>,
-    params: Vec<ParamSpec>,
-    macs: u64,
-    rf: ReceptiveField,
-) -> Node {
-    Node {
-        name: String::new(),
-        op,
-        inputs,
-        shape,
-        params,
-        macs,
-        receptive_field: rf,
-    }
+fn node(op: Op, inputs: Vec<NodeId>, shape: Vec<usize>, params: Vec<ParamSpec>, macs: u64, rf: ReceptiveField) -> Node {
+    Node { name: String::new(), op, inputs, shape, params, macs, receptive_field: rf }
 }
 
 fn param(role: &str, shape: Vec<usize>, init: Init) -> ParamSpec {
-    ParamSpec {
-        name: role.to_string(),
-        shape,
-        init,
-    }
+    ParamSpec { name: role.to_string(), shape, init }
 }
 
 /// The shape `[C, H, W]` of a feature-map argument, or an error.
@@ -364,10 +275,7 @@ fn chw(b: &mut Builder, a: &Args, i: usize, id: NodeId) -> Option<(usize, usize,
             let d = Diagnostic::new(
                 Code::Shape,
                 arg.loc,
-                format!(
-                    "`{}` needs a [C, H, W] feature map, but `{}` is {other}",
-                    a.op, arg.text
-                ),
+                format!("`{}` needs a [C, H, W] feature map, but `{}` is {other}", a.op, arg.text),
             );
             b.error(d);
             None
@@ -375,13 +283,7 @@ fn chw(b: &mut Builder, a: &Args, i: usize, id: NodeId) -> Option<(usize, usize,
     }
 }
 
-pub fn apply(
-    b: &mut Builder,
-    scope: &Scope,
-    name: &str,
-    args: Vec<(Option<Ident>, Located)>,
-    loc: Loc,
-) -> Value {
+pub fn apply(b: &mut Builder, scope: &Scope, name: &str, args: Vec<(Option<Ident>, Located)>, loc: Loc) -> Value {
     let Some(a) = bind(b, name, args, loc) else {
         return Value::Error;
     };
@@ -410,14 +312,7 @@ pub fn apply(
         }
         "flatten" => a.tensor(b, 0).map(|x| {
             let n = b.shape(x).iter().product();
-            node(
-                Op::Flatten,
-                vec![x],
-                vec![n],
-                vec![],
-                0,
-                whole_input_rf(b, x),
-            )
+            node(Op::Flatten, vec![x], vec![n], vec![], 0, whole_input_rf(b, x))
         }),
         "linear" => linear(b, &a),
         "concat" => concat(b, &a),
@@ -437,10 +332,7 @@ fn same_shape(b: &Builder, op: Op, x: NodeId) -> Node {
 fn whole_input_rf(b: &Builder, x: NodeId) -> ReceptiveField {
     let rf = b.rf(x);
     match *b.shape(x) {
-        [_, h, w] => ReceptiveField {
-            size: rf.size + (h.max(w) - 1) as f64 * rf.jump,
-            jump: rf.jump,
-        },
+        [_, h, w] => ReceptiveField { size: rf.size + (h.max(w) - 1) as f64 * rf.jump, jump: rf.jump },
         _ => rf,
     }
 }
@@ -455,14 +347,20 @@ fn conv(b: &mut Builder, a: &Args) -> Option<Node> {
     let dilation = a.whole(b, 5, 1, 1);
     let groups = a.whole(b, 6, 1, 1);
     let bias = a.boolean(b, 7, true);
-    let (x, c, k, stride, pad, dilation, groups, bias) =
-        (x?, c?, k?, stride?, pad?, dilation?, groups?, bias?);
+    let (x, c, k, stride, pad, dilation, groups, bias) = (x?, c?, k?, stride?, pad?, dilation?, groups?, bias?);
     let (cin, h, w) = chw(b, a, 0, x)?;
     let reach = dilation * (k - 1);
     let pad = if same {
         if reach % 2 == 1 {
             let loc = a.get(4).expect("present").loc;
-            b.error(Diagnostic::new(Code::Range, loc, format!("`pad = same` needs an odd kernel span, but kernel {k} with dilation {dilation} spans {}", reach + 1)));
+            b.error(Diagnostic::new(
+                Code::Range,
+                loc,
+                format!(
+                    "`pad = same` needs an odd kernel span, but kernel {k} with dilation {dilation} spans {}",
+                    reach + 1
+                ),
+            ));
             return None;
         }
         reach / 2
@@ -471,9 +369,8 @@ fn conv(b: &mut Builder, a: &Args) -> Option<Node> {
     };
     if cin % groups != 0 || c % groups != 0 {
         let loc = a.get(6).expect("groups differ from the default").loc;
-        let msg = format!(
-            "`groups = {groups}` must divide both the input channels ({cin}) and the output channels ({c})"
-        );
+        let msg =
+            format!("`groups = {groups}` must divide both the input channels ({cin}) and the output channels ({c})");
         b.error(Diagnostic::new(Code::Shape, loc, msg));
         return None;
     }
@@ -482,31 +379,14 @@ fn conv(b: &mut Builder, a: &Args) -> Option<Node> {
         window_out(b, a, w, h, reach + 1, stride, pad, false)?,
     );
     let fan_in = cin / groups * k * k;
-    let mut params = vec![param(
-        "weight",
-        vec![c, cin / groups, k, k],
-        Init::KaimingNormal { fan_in },
-    )];
+    let mut params = vec![param("weight", vec![c, cin / groups, k, k], Init::KaimingNormal { fan_in })];
     if bias {
         params.push(param("bias", vec![c], Init::UniformFanIn { fan_in }));
     }
-    let macs = (c as u64)
-        .saturating_mul((oh * ow) as u64)
-        .saturating_mul(fan_in as u64);
+    let macs = (c as u64).saturating_mul((oh * ow) as u64).saturating_mul(fan_in as u64);
     let rf = b.rf(x);
-    let rf = ReceptiveField {
-        size: rf.size + reach as f64 * rf.jump,
-        jump: rf.jump * stride as f64,
-    };
-    let op = Op::Conv {
-        out_channels: c,
-        kernel: k,
-        stride,
-        padding: pad,
-        dilation,
-        groups,
-        bias,
-    };
+    let rf = ReceptiveField { size: rf.size + reach as f64 * rf.jump, jump: rf.jump * stride as f64 };
+    let op = Op::Conv { out_channels: c, kernel: k, stride, padding: pad, dilation, groups, bias };
     Some(node(op, vec![x], vec![c, oh, ow], params, macs, rf))
 }
 
@@ -535,11 +415,7 @@ fn window_out(
         return None;
     }
     let steps = padded - span;
-    let mut out = if ceil {
-        steps.div_ceil(stride) + 1
-    } else {
-        steps / stride + 1
-    };
+    let mut out = if ceil { steps.div_ceil(stride) + 1 } else { steps / stride + 1 };
     // As PyTorch: in ceil mode the last window must start inside the input
     // or its left padding.
     if ceil && (out - 1) * stride >= size + pad {
@@ -554,18 +430,8 @@ fn batch_norm(b: &mut Builder, a: &Args) -> Option<Node> {
     let momentum = a.number(b, 2, 0.1, 0.0..1.0);
     let (x, eps, momentum) = (x?, eps?, momentum?);
     let c = b.shape(x)[0];
-    let params = vec![
-        param("weight", vec![c], Init::Ones),
-        param("bias", vec![c], Init::Zeros),
-    ];
-    Some(node(
-        Op::BatchNorm { eps, momentum },
-        vec![x],
-        b.shape(x).to_vec(),
-        params,
-        0,
-        b.rf(x),
-    ))
+    let params = vec![param("weight", vec![c], Init::Ones), param("bias", vec![c], Init::Zeros)];
+    Some(node(Op::BatchNorm { eps, momentum }, vec![x], b.shape(x).to_vec(), params, 0, b.rf(x)))
 }
 
 fn pool(b: &mut Builder, a: &Args) -> Option<Node> {
@@ -584,52 +450,26 @@ fn pool(b: &mut Builder, a: &Args) -> Option<Node> {
         b.error(Diagnostic::new(
             Code::Range,
             loc,
-            format!(
-                "`pad` of `{}` may be at most half the kernel ({}), but it is {pad}",
-                a.op,
-                k / 2
-            ),
+            format!("`pad` of `{}` may be at most half the kernel ({}), but it is {pad}", a.op, k / 2),
         ));
         return None;
     }
-    let (oh, ow) = (
-        window_out(b, a, h, w, k, stride, pad, ceil_mode)?,
-        window_out(b, a, w, h, k, stride, pad, ceil_mode)?,
-    );
+    let (oh, ow) =
+        (window_out(b, a, h, w, k, stride, pad, ceil_mode)?, window_out(b, a, w, h, k, stride, pad, ceil_mode)?);
     let op = if a.op == "maxpool" {
-        Op::MaxPool {
-            kernel: k,
-            stride,
-            padding: pad,
-            ceil_mode,
-        }
+        Op::MaxPool { kernel: k, stride, padding: pad, ceil_mode }
     } else {
-        Op::AvgPool {
-            kernel: k,
-            stride,
-            padding: pad,
-            ceil_mode,
-        }
+        Op::AvgPool { kernel: k, stride, padding: pad, ceil_mode }
     };
     let rf = b.rf(x);
-    let rf = ReceptiveField {
-        size: rf.size + (k - 1) as f64 * rf.jump,
-        jump: rf.jump * stride as f64,
-    };
+    let rf = ReceptiveField { size: rf.size + (k - 1) as f64 * rf.jump, jump: rf.jump * stride as f64 };
     Some(node(op, vec![x], vec![c, oh, ow], vec![], 0, rf))
 }
 
 fn gap(b: &mut Builder, a: &Args) -> Option<Node> {
     let x = a.tensor(b, 0)?;
     let (c, _, _) = chw(b, a, 0, x)?;
-    Some(node(
-        Op::GlobalAvgPool,
-        vec![x],
-        vec![c, 1, 1],
-        vec![],
-        0,
-        whole_input_rf(b, x),
-    ))
+    Some(node(Op::GlobalAvgPool, vec![x], vec![c, 1, 1], vec![], 0, whole_input_rf(b, x)))
 }
 
 fn upsample(b: &mut Builder, a: &Args) -> Option<Node> {
@@ -637,18 +477,13 @@ fn upsample(b: &mut Builder, a: &Args) -> Option<Node> {
     let align_corners = a.boolean(b, 5, false);
     let mode = match a.get(4).map(|m| &m.value) {
         None | Some(Value::Sym("nearest")) => Some(UpsampleMode::Nearest),
-        Some(Value::Sym("bilinear")) => {
-            align_corners.map(|align_corners| UpsampleMode::Bilinear { align_corners })
-        }
+        Some(Value::Sym("bilinear")) => align_corners.map(|align_corners| UpsampleMode::Bilinear { align_corners }),
         Some(_) => {
             let m = a.get(4).expect("present");
             b.error(Diagnostic::new(
                 Code::Type,
                 m.loc,
-                format!(
-                    "`mode` of `upsample` is `nearest` or `bilinear`, not `{}`",
-                    m.text
-                ),
+                format!("`mode` of `upsample` is `nearest` or `bilinear`, not `{}`", m.text),
             ));
             None
         }
@@ -659,10 +494,7 @@ fn upsample(b: &mut Builder, a: &Args) -> Option<Node> {
     let size = match given.as_slice() {
         [1] => {
             let s = a.number(b, 1, 1.0, 1e-6..MAX_DIM as f64)?;
-            [
-                (h as f64 * s).floor() as usize,
-                (w as f64 * s).floor() as usize,
-            ]
+            [(h as f64 * s).floor() as usize, (w as f64 * s).floor() as usize]
         }
         [2] => {
             let arg = a.get(2).expect("present");
@@ -676,10 +508,7 @@ fn upsample(b: &mut Builder, a: &Args) -> Option<Node> {
                     b.error(Diagnostic::new(
                         Code::Type,
                         arg.loc,
-                        format!(
-                            "`size` of `upsample` is `[H, W]` or one number, not `{}`",
-                            arg.text
-                        ),
+                        format!("`size` of `upsample` is `[H, W]` or one number, not `{}`", arg.text),
                     ));
                     return None;
                 }
@@ -703,26 +532,13 @@ fn upsample(b: &mut Builder, a: &Args) -> Option<Node> {
         b.error(Diagnostic::new(
             Code::Shape,
             a.call,
-            format!(
-                "`upsample` would make `{}` empty",
-                a.get(0).expect("present").text
-            ),
+            format!("`upsample` would make `{}` empty", a.get(0).expect("present").text),
         ));
         return None;
     }
     let rf = b.rf(x);
-    let rf = ReceptiveField {
-        size: rf.size,
-        jump: rf.jump * h as f64 / size[0] as f64,
-    };
-    Some(node(
-        Op::Upsample { size, mode },
-        vec![x],
-        vec![c, size[0], size[1]],
-        vec![],
-        0,
-        rf,
-    ))
+    let rf = ReceptiveField { size: rf.size, jump: rf.jump * h as f64 / size[0] as f64 };
+    Some(node(Op::Upsample { size, mode }, vec![x], vec![c, size[0], size[1]], vec![], 0, rf))
 }
 
 fn linear(b: &mut Builder, a: &Args) -> Option<Node> {
@@ -731,43 +547,23 @@ fn linear(b: &mut Builder, a: &Args) -> Option<Node> {
     let bias = a.boolean(b, 2, true);
     let (x, n, bias) = (x?, n?, bias?);
     let fan_in: usize = b.shape(x).iter().product();
-    let mut params = vec![param(
-        "weight",
-        vec![n, fan_in],
-        Init::UniformFanIn { fan_in },
-    )];
+    let mut params = vec![param("weight", vec![n, fan_in], Init::UniformFanIn { fan_in })];
     if bias {
         params.push(param("bias", vec![n], Init::UniformFanIn { fan_in }));
     }
     let macs = (n as u64).saturating_mul(fan_in as u64);
-    Some(node(
-        Op::Linear {
-            out_features: n,
-            bias,
-        },
-        vec![x],
-        vec![n],
-        params,
-        macs,
-        whole_input_rf(b, x),
-    ))
+    Some(node(Op::Linear { out_features: n, bias }, vec![x], vec![n], params, macs, whole_input_rf(b, x)))
 }
 
 fn concat(b: &mut Builder, a: &Args) -> Option<Node> {
     let first = a.get(0)?.clone();
-    let all: Vec<Located> = std::iter::once(first)
-        .chain(a.rest.iter().cloned())
-        .collect();
+    let all: Vec<Located> = std::iter::once(first).chain(a.rest.iter().cloned()).collect();
     let mut ids = Vec::new();
     for arg in &all {
         match arg.value {
             Value::Tensor(id) => ids.push(id),
             _ => {
-                let msg = format!(
-                    "`concat` joins feature maps, but `{}` is {}",
-                    arg.text,
-                    arg.value.describe()
-                );
+                let msg = format!("`concat` joins feature maps, but `{}` is {}", arg.text, arg.value.describe());
                 b.error(Diagnostic::new(Code::Type, arg.loc, msg));
                 return None;
             }
@@ -778,11 +574,7 @@ fn concat(b: &mut Builder, a: &Args) -> Option<Node> {
         b.error(Diagnostic::new(
             Code::Shape,
             all[0].loc,
-            format!(
-                "`concat` joins [C, H, W] feature maps, but `{}` is {}",
-                all[0].text,
-                fmt_shape(&shape0)
-            ),
+            format!("`concat` joins [C, H, W] feature maps, but `{}` is {}", all[0].text, fmt_shape(&shape0)),
         ));
         return None;
     }
@@ -804,41 +596,20 @@ fn concat(b: &mut Builder, a: &Args) -> Option<Node> {
         channels += s[0];
         rf = max_rf(rf, b.rf(*id));
     }
-    Some(node(
-        Op::Concat,
-        ids,
-        vec![channels, shape0[1], shape0[2]],
-        vec![],
-        0,
-        rf,
-    ))
+    Some(node(Op::Concat, ids, vec![channels, shape0[1], shape0[2]], vec![], 0, rf))
 }
 
 fn max_rf(a: ReceptiveField, b: ReceptiveField) -> ReceptiveField {
-    ReceptiveField {
-        size: a.size.max(b.size),
-        jump: a.jump.max(b.jump),
-    }
+    ReceptiveField { size: a.size.max(b.size), jump: a.jump.max(b.jump) }
 }
 
 /// `+` and `*` of two feature maps; a size-1 dimension broadcasts.
-pub fn elementwise(
-    b: &mut Builder,
-    scope: &Scope,
-    op: Op,
-    l: &Located,
-    r: &Located,
-    loc: Loc,
-) -> Value {
+pub fn elementwise(b: &mut Builder, scope: &Scope, op: Op, l: &Located, r: &Located, loc: Loc) -> Value {
     let (Value::Tensor(x), Value::Tensor(y)) = (&l.value, &r.value) else {
         unreachable!("called with two feature maps")
     };
     let (sx, sy) = (b.shape(*x).to_vec(), b.shape(*y).to_vec());
-    let fits = sx.len() == sy.len()
-        && sx
-            .iter()
-            .zip(&sy)
-            .all(|(p, q)| p == q || *p == 1 || *q == 1);
+    let fits = sx.len() == sy.len() && sx.iter().zip(&sy).all(|(p, q)| p == q || *p == 1 || *q == 1);
     if !fits {
         let symbol = if op == Op::Add { "+" } else { "*" };
         let msg = format!(
@@ -857,22 +628,10 @@ pub fn elementwise(
     let shape = sx.iter().zip(&sy).map(|(p, q)| *p.max(q)).collect();
     let rf = max_rf(b.rf(*x), b.rf(*y));
     let base = op.kind();
-    b.add_node(
-        scope,
-        base,
-        node(op, vec![*x, *y], shape, vec![], 0, rf),
-        loc,
-    )
+    b.add_node(scope, base, node(op, vec![*x, *y], shape, vec![], 0, rf), loc)
 }
 
-pub fn affine(
-    b: &mut Builder,
-    scope: &Scope,
-    x: NodeId,
-    scale: f64,
-    shift: f64,
-    loc: Loc,
-) -> Value {
+pub fn affine(b: &mut Builder, scope: &Scope, x: NodeId, scale: f64, shift: f64, loc: Loc) -> Value {
     let n = same_shape(b, Op::Affine { scale, shift }, x);
     b.add_node(scope, "affine", n, loc)
 }

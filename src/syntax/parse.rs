@@ -18,14 +18,10 @@ const MAX_NESTING: usize = 64;
 /// stops at the first one, and guessing past it would invent later errors.
 pub fn parse(file: FileId, text: &str) -> Result<File, Diagnostic> {
     check_nesting(file, text)?;
+    check_front_matter_closed(file, text)?;
     let mut pairs = Grammar::parse(Rule::file, text).map_err(|e| syntax_error(file, text, e))?;
     let root = pairs.next().expect("the file rule always yields one pair");
-    let mut ast = File {
-        front_matter: None,
-        uses: Vec::new(),
-        blocks: Vec::new(),
-        nets: Vec::new(),
-    };
+    let mut ast = File { front_matter: None, uses: Vec::new(), blocks: Vec::new(), nets: Vec::new() };
     for item in root.into_inner() {
         match item.as_rule() {
             Rule::front_matter => {
@@ -35,10 +31,7 @@ pub fn parse(file: FileId, text: &str) -> Result<File, Diagnostic> {
             Rule::use_decl => {
                 let s = item.into_inner().next().expect("use has a string");
                 let text = s.clone().into_inner().next().map_or("", |t| t.as_str());
-                ast.uses.push(Use {
-                    path: text.to_string(),
-                    span: span(&s),
-                });
+                ast.uses.push(Use { path: text.to_string(), span: span(&s) });
             }
             Rule::block_def => ast.blocks.push(def(item)),
             Rule::net_def => ast.nets.push(def(item)),
@@ -47,6 +40,32 @@ pub fn parse(file: FileId, text: &str) -> Result<File, Diagnostic> {
         }
     }
     Ok(ast)
+}
+
+/// pest would report an unclosed front matter at the end of the file, as a
+/// list of what it expected; say instead where it opened.
+fn check_front_matter_closed(file: FileId, text: &str) -> Result<(), Diagnostic> {
+    let mut lines = text.split_inclusive('\n').scan(0, |offset, line| {
+        let start = *offset;
+        *offset += line.len();
+        Some((start, line))
+    });
+    let opening = lines.find(|(_, l)| {
+        let t = l.trim();
+        !t.is_empty() && !t.starts_with('#')
+    });
+    match opening {
+        Some((start, line)) if line.trim_end() == "+++" => {
+            if lines.any(|(_, l)| l.starts_with("+++")) {
+                Ok(())
+            } else {
+                let loc = Loc { file, span: Span::new(start, start + 3) };
+                Err(Diagnostic::new(Code::Syntax, loc, "the front matter opened here is never closed")
+                    .hint("end the TOML with a line `+++`"))
+            }
+        }
+        _ => Ok(()),
+    }
 }
 
 fn check_nesting(file: FileId, text: &str) -> Result<(), Diagnostic> {
@@ -59,10 +78,7 @@ fn check_nesting(file: FileId, text: &str) -> Result<(), Diagnostic> {
             '(' | '[' | '{' if !in_comment => {
                 depth += 1;
                 if depth > MAX_NESTING {
-                    let loc = Loc {
-                        file,
-                        span: Span::new(i, i + 1),
-                    };
+                    let loc = Loc { file, span: Span::new(i, i + 1) };
                     return Err(Diagnostic::new(
                         Code::Syntax,
                         loc,
@@ -84,10 +100,7 @@ fn span(pair: &Pair<Rule>) -> Span {
 
 fn ident(pair: Pair<Rule>) -> Ident {
     debug_assert_eq!(pair.as_rule(), Rule::ident);
-    Ident {
-        name: pair.as_str().to_string(),
-        span: span(&pair),
-    }
+    Ident { name: pair.as_str().to_string(), span: span(&pair) }
 }
 
 fn def(pair: Pair<Rule>) -> Def {
@@ -102,10 +115,7 @@ fn def(pair: Pair<Rule>) -> Def {
                 for p in part.into_inner() {
                     let mut p = p.into_inner();
                     let name = ident(p.next().expect("param has a name"));
-                    params.push(Param {
-                        name,
-                        default: p.next().map(expr),
-                    });
+                    params.push(Param { name, default: p.next().map(expr) });
                 }
             }
             Rule::body => body = part.into_inner().map(stmt).collect(),
@@ -115,12 +125,7 @@ fn def(pair: Pair<Rule>) -> Def {
     // The span of a definition is its header, which is where errors about
     // the whole definition (a missing `return`) should point.
     let header_end = name.span.end;
-    Def {
-        name,
-        params,
-        body,
-        span: Span::new(def_span.start, header_end),
-    }
+    Def { name, params, body, span: Span::new(def_span.start, header_end) }
 }
 
 fn stmt(pair: Pair<Rule>) -> Stmt {
@@ -130,29 +135,17 @@ fn stmt(pair: Pair<Rule>) -> Stmt {
     match rule {
         Rule::input_stmt => {
             let name = ident(inner.next().expect("input name"));
-            Stmt::Input {
-                name,
-                shape: expr(inner.next().expect("input shape")),
-            }
+            Stmt::Input { name, shape: expr(inner.next().expect("input shape")) }
         }
         Rule::assign_stmt => {
             let name = ident(inner.next().expect("assigned name"));
-            Stmt::Assign {
-                name,
-                value: expr(inner.next().expect("assigned value")),
-            }
+            Stmt::Assign { name, value: expr(inner.next().expect("assigned value")) }
         }
         Rule::probe_stmt => {
             let name = ident(inner.next().expect("probe name"));
-            Stmt::Probe {
-                name,
-                value: inner.next().map(expr),
-            }
+            Stmt::Probe { name, value: inner.next().map(expr) }
         }
-        Rule::return_stmt => Stmt::Return {
-            value: expr(inner.next().expect("returned value")),
-            span: whole,
-        },
+        Rule::return_stmt => Stmt::Return { value: expr(inner.next().expect("returned value")), span: whole },
         r => unreachable!("unexpected statement {r:?}"),
     }
 }
@@ -170,7 +163,9 @@ fn expr(pair: Pair<Rule>) -> Expr {
         }
         Rule::sum | Rule::product => {
             let mut inner = pair.into_inner();
-            let mut acc = expr(inner.next().expect("operand"));
+            let first = inner.next().expect("operand");
+            let start = first.as_span().start();
+            let mut acc = expr(first);
             while let Some(op) = inner.next() {
                 let op = match op.as_str() {
                     "+" => BinOp::Add,
@@ -178,16 +173,11 @@ fn expr(pair: Pair<Rule>) -> Expr {
                     "*" => BinOp::Mul,
                     _ => BinOp::Div,
                 };
-                let rhs = expr(inner.next().expect("right operand"));
-                let span = Span::new(acc.span.start, rhs.span.end);
-                acc = Expr {
-                    kind: ExprKind::Binary {
-                        op,
-                        lhs: Box::new(acc),
-                        rhs: Box::new(rhs),
-                    },
-                    span,
-                };
+                let rhs_pair = inner.next().expect("right operand");
+                // Spans of operands include their parentheses.
+                let span = Span::new(start, rhs_pair.as_span().end());
+                let rhs = expr(rhs_pair);
+                acc = Expr { kind: ExprKind::Binary { op, lhs: Box::new(acc), rhs: Box::new(rhs) }, span };
             }
             acc
         }
@@ -197,49 +187,24 @@ fn expr(pair: Pair<Rule>) -> Expr {
             let mut acc = expr(primary[0].clone());
             for neg in negs.iter().rev() {
                 let span = Span::new(neg.as_span().start(), acc.span.end);
-                acc = Expr {
-                    kind: ExprKind::Neg(Box::new(acc)),
-                    span,
-                };
+                acc = Expr { kind: ExprKind::Neg(Box::new(acc)), span };
             }
             acc
         }
-        Rule::number => Expr {
-            kind: ExprKind::Number(pair.as_str().parse().unwrap_or(f64::INFINITY)),
-            span: whole,
-        },
-        Rule::boolean => Expr {
-            kind: ExprKind::Bool(pair.as_str() == "true"),
-            span: whole,
-        },
-        Rule::ident => Expr {
-            kind: ExprKind::Name(pair.as_str().to_string()),
-            span: whole,
-        },
-        Rule::list => Expr {
-            kind: ExprKind::List(pair.into_inner().map(expr).collect()),
-            span: whole,
-        },
+        Rule::number => Expr { kind: ExprKind::Number(pair.as_str().parse().unwrap_or(f64::INFINITY)), span: whole },
+        Rule::boolean => Expr { kind: ExprKind::Bool(pair.as_str() == "true"), span: whole },
+        Rule::ident => Expr { kind: ExprKind::Name(pair.as_str().to_string()), span: whole },
+        Rule::list => Expr { kind: ExprKind::List(pair.into_inner().map(expr).collect()), span: whole },
         Rule::call => {
             let (callee, args) = call_parts(pair);
-            Expr {
-                kind: ExprKind::Call { callee, args },
-                span: whole,
-            }
+            Expr { kind: ExprKind::Call { callee, args }, span: whole }
         }
         Rule::repeat_call => {
             let mut inner = pair.into_inner();
             let count = Box::new(expr(inner.next().expect("repeat count")));
             let target = inner.next().expect("repeated call");
             let (callee, args) = call_parts(target);
-            Expr {
-                kind: ExprKind::Repeat {
-                    count,
-                    callee,
-                    args,
-                },
-                span: whole,
-            }
+            Expr { kind: ExprKind::Repeat { count, callee, args }, span: whole }
         }
         r => unreachable!("unexpected expression {r:?}"),
     }
@@ -258,15 +223,9 @@ fn call_parts(pair: Pair<Rule>) -> (Ident, Vec<Arg>) {
             if a.as_rule() == Rule::named_arg {
                 let mut n = a.into_inner();
                 let name = ident(n.next().expect("argument name"));
-                Arg {
-                    name: Some(name),
-                    value: expr(n.next().expect("argument value")),
-                }
+                Arg { name: Some(name), value: expr(n.next().expect("argument value")) }
             } else {
-                Arg {
-                    name: None,
-                    value: expr(a),
-                }
+                Arg { name: None, value: expr(a) }
             }
         })
         .collect();
@@ -277,23 +236,12 @@ fn call_parts(pair: Pair<Rule>) -> (Ident, Vec<Arg>) {
 fn pipe_stage(input: Expr, stage: Pair<Rule>) -> Expr {
     let stage_span = span(&stage);
     let whole = Span::new(input.span.start, stage_span.end);
-    let piped = Arg {
-        name: None,
-        value: input,
-    };
+    let piped = Arg { name: None, value: input };
     let kind = match stage.as_rule() {
         Rule::repeat_call => match expr(stage).kind {
-            ExprKind::Repeat {
-                count,
-                callee,
-                mut args,
-            } => {
+            ExprKind::Repeat { count, callee, mut args } => {
                 args.insert(0, piped);
-                ExprKind::Repeat {
-                    count,
-                    callee,
-                    args,
-                }
+                ExprKind::Repeat { count, callee, args }
             }
             _ => unreachable!("repeat_call lowers to Repeat"),
         },
@@ -307,26 +255,13 @@ fn pipe_stage(input: Expr, stage: Pair<Rule>) -> Expr {
 }
 
 fn syntax_error(file: FileId, text: &str, e: pest::error::Error<Rule>) -> Diagnostic {
-    let (start, end) = match e.location {
-        pest::error::InputLocation::Pos(p) => (p, p),
-        pest::error::InputLocation::Span((s, e)) => (s, e),
+    let start = match e.location {
+        pest::error::InputLocation::Pos(p) => p,
+        pest::error::InputLocation::Span((s, _)) => s,
     };
-    // Point at the whole token found there, not just its first byte.
-    let token_end = text[start..]
-        .char_indices()
-        .find(|(_, c)| c.is_whitespace())
-        .map_or(text.len(), |(i, _)| start + i)
-        .max(end);
-    let found = &text[start..token_end];
-    let found = if found.is_empty() {
-        "the end of the file".to_string()
-    } else {
-        format!("`{}`", short(found))
-    };
-    let loc = Loc {
-        file,
-        span: Span::new(start, token_end),
-    };
+    let token = token_at(&text[start..]);
+    let found = if token.is_empty() { "the end of the file".to_string() } else { format!("`{token}`") };
+    let loc = Loc { file, span: Span::new(start, start + token.len()) };
     let message = match &e.variant {
         pest::error::ErrorVariant::ParsingError { positives, .. } if !positives.is_empty() => {
             let mut expected: Vec<&str> = positives.iter().map(|r| describe(*r)).collect();
@@ -337,21 +272,74 @@ fn syntax_error(file: FileId, text: &str, e: pest::error::Error<Rule>) -> Diagno
         pest::error::ErrorVariant::CustomError { message } => message.clone(),
         _ => format!("unexpected {found}"),
     };
-    let hint = if text[start..].starts_with('=') && text[..start].trim_end().ends_with(')') {
-        Some("a statement is `name = expression`".to_string())
-    } else {
-        None
-    };
-    let d = Diagnostic::new(Code::Syntax, loc, message);
-    match hint {
-        Some(h) => d.hint(h),
-        None => d,
+    let mut d = Diagnostic::new(Code::Syntax, loc, message);
+    let before = text[..start].trim_end();
+    // A bracket left open on an earlier line is the usual cause of an error
+    // at the start of the next statement.
+    let open_earlier = unclosed_bracket(&text[..start]).filter(|open| text[*open..start].contains('\n'));
+    if let Some(open) = open_earlier {
+        let closing = match text.as_bytes()[open] {
+            b'(' => ')',
+            b'[' => ']',
+            _ => '}',
+        };
+        d = d.note(
+            format!("this `{}` is not closed", text.as_bytes()[open] as char),
+            Loc { file, span: Span::new(open, open + 1) },
+        );
+        d = d.hint(format!("add the missing `{closing}`"));
+    } else if token.starts_with(['+', '-', '*', '/']) && statement_has_pipe(before) {
+        d = d.hint("`|>` binds loosest: put the pipeline in parentheses, `(x |> f(a)) + y`");
+    } else if token.starts_with('.') && before.ends_with(|c: char| c.is_ascii_digit()) {
+        d = d.hint("a decimal point needs digits after it: `1.0`, not `1.`");
+    } else if d.message.contains("a statement") && token.starts_with(|c: char| c.is_alphabetic()) {
+        d = d.hint("a statement is `name = expression`");
     }
+    d
 }
 
-fn short(s: &str) -> String {
-    let s: String = s.chars().take(24).collect();
-    s
+/// The token at the start of `rest`: a word or number, an operator, or
+/// one other character.
+fn token_at(rest: &str) -> &str {
+    let word = |c: char| c.is_alphanumeric() || c == '_';
+    let end = match rest.chars().next() {
+        None => 0,
+        Some(c) if word(c) => rest.find(|c: char| !word(c)).unwrap_or(rest.len()),
+        Some(_) if rest.starts_with("|>") || rest.starts_with("+++") => {
+            if rest.starts_with("+++") {
+                3
+            } else {
+                2
+            }
+        }
+        Some(c) => c.len_utf8(),
+    };
+    &rest[..end]
+}
+
+/// The last `(` or `[` before `end` of the current statement that is
+/// still open: the usual cause of an error at the next line.
+fn unclosed_bracket(text: &str) -> Option<usize> {
+    let mut open = Vec::new();
+    let mut in_comment = false;
+    for (i, c) in text.char_indices() {
+        match c {
+            '#' => in_comment = true,
+            '\n' => in_comment = false,
+            _ if in_comment => {}
+            '(' | '[' | '{' => open.push((i, c)),
+            ')' | ']' | '}' => {
+                open.pop();
+            }
+            _ => {}
+        }
+    }
+    open.into_iter().rev().find(|(_, c)| *c != '{').map(|(i, _)| i)
+}
+
+fn statement_has_pipe(before: &str) -> bool {
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    before[line_start..].contains("|>")
 }
 
 fn one_of(items: &[&str]) -> String {
@@ -369,14 +357,8 @@ fn describe(rule: Rule) -> &'static str {
         Rule::item | Rule::use_decl | Rule::block_def | Rule::net_def => "`use`, `block` or `net`",
         Rule::params | Rule::param => "a parameter",
         Rule::body => "`{`",
-        Rule::stmt
-        | Rule::input_stmt
-        | Rule::probe_stmt
-        | Rule::return_stmt
-        | Rule::assign_stmt => "a statement",
-        Rule::expr | Rule::sum | Rule::product | Rule::unary | Rule::primary | Rule::stage => {
-            "an expression"
-        }
+        Rule::stmt | Rule::input_stmt | Rule::probe_stmt | Rule::return_stmt | Rule::assign_stmt => "a statement",
+        Rule::expr | Rule::sum | Rule::product | Rule::unary | Rule::primary | Rule::stage => "an expression",
         Rule::repeat_call | Rule::call => "a call",
         Rule::arg | Rule::named_arg => "an argument",
         Rule::add_op | Rule::mul_op | Rule::neg => "an operator",

@@ -8,9 +8,7 @@ use netc::compile::{compile_file, compile_source};
 /// A path relative to the crate root, so that snapshots do not depend on
 /// where the checkout lives.
 pub fn relative(path: &Path) -> PathBuf {
-    path.strip_prefix(env!("CARGO_MANIFEST_DIR"))
-        .unwrap_or(path)
-        .to_path_buf()
+    path.strip_prefix(env!("CARGO_MANIFEST_DIR")).unwrap_or(path).to_path_buf()
 }
 
 /// Compiles spec text (as if it were `tests/inline.net`) and returns the
@@ -39,11 +37,7 @@ pub fn compiled(path: &str, set: &[(&str, f64)]) -> netc::compile::Compiled {
 /// Settings that keep every snapshot in the top-level `snapshots/` folder.
 pub fn snapshots(folder: &str) -> insta::Settings {
     let mut s = insta::Settings::clone_current();
-    s.set_snapshot_path(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("snapshots")
-            .join(folder),
-    );
+    s.set_snapshot_path(Path::new(env!("CARGO_MANIFEST_DIR")).join("snapshots").join(folder));
     s.set_prepend_module_to_snapshot(false);
     s
 }
