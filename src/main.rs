@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use netc::compile::Checked;
 
 #[derive(Parser)]
 #[command(name = "netc", version, about = "Compile, check and run .net model specs", long_about = None)]
@@ -16,7 +17,8 @@ struct Cli {
 enum Command {
     /// Check specs for mistakes; print every error with its line and column.
     ///
-    /// Exits 0 when every file is clean, 1 when any has errors.
+    /// A file without a net is checked as a library of blocks. Exits 0 when
+    /// every file is clean, 1 when any has errors.
     Check {
         /// Spec files (`.net`).
         #[arg(required = true)]
@@ -58,13 +60,20 @@ fn main() -> ExitCode {
         Command::Check { specs } => {
             let mut failed = 0;
             for spec in &specs {
-                match netc::compile::compile_file(spec, &[]) {
-                    Ok(c) => println!(
+                match netc::compile::check_file(spec) {
+                    Ok(Checked::Net(c)) => println!(
                         "ok: {} (net {}, {} parameters)",
                         spec.display(),
                         c.graph.name,
                         netc::summary::group(c.graph.total_params())
                     ),
+                    Ok(Checked::Library { blocks }) => {
+                        println!(
+                            "ok: {} (library, {blocks} block{})",
+                            spec.display(),
+                            if blocks == 1 { "" } else { "s" }
+                        )
+                    }
                     Err(e) => {
                         failed += 1;
                         eprint!("{e}");

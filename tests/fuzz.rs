@@ -172,6 +172,9 @@ fn mutated_specs_never_panic_and_diagnostics_point_inside_the_file() {
                 }
                 e.render();
             }
+            if let Ok(c) = &r {
+                graph_invariants(&c.graph);
+            }
             r.is_ok()
         }));
         match result {
@@ -186,4 +189,23 @@ fn mutated_specs_never_panic_and_diagnostics_point_inside_the_file() {
     }
     println!("{cases} mutated specs: {compiled} compiled, {rejected} rejected with diagnostics, no panic");
     assert_eq!(compiled + rejected, cases);
+}
+
+/// What every later phase relies on in a compiled graph.
+fn graph_invariants(g: &netc::graph::Graph) {
+    assert_eq!(g.nodes[0].op, netc::graph::Op::Input, "node 0 is the input");
+    let mut names = std::collections::HashSet::new();
+    for (i, n) in g.nodes.iter().enumerate() {
+        assert!(n.inputs.iter().all(|j| *j < i), "`{}` reads a later node", n.name);
+        assert!(!n.shape.is_empty() && n.shape.iter().all(|d| *d > 0), "`{}` has shape {:?}", n.name, n.shape);
+        assert!(names.insert(n.name.as_str()), "two nodes named `{}`", n.name);
+    }
+    let params: Vec<&str> = g.nodes.iter().flat_map(|n| &n.params).map(|p| p.name.as_str()).collect();
+    assert_eq!(params.iter().collect::<std::collections::HashSet<_>>().len(), params.len(), "parameter names repeat");
+    assert!(g.output < g.nodes.len() && g.probes.iter().all(|p| p.node < g.nodes.len()));
+    let json = serde_json::to_string(g).expect("serialises");
+    assert!(
+        &serde_json::from_str::<netc::graph::Graph>(&json).expect("reads back") == g,
+        "the IR changes through JSON"
+    );
 }

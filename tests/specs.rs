@@ -41,3 +41,13 @@ fn attention_specs_probe_their_masks() {
         assert!(c.graph.probes.iter().any(|p| p.name.ends_with("mask")), "{spec} has no mask probe");
     }
 }
+
+/// The Graph IR is the contract with every later phase; its JSON form is
+/// pinned on a net small enough to read.
+#[test]
+fn the_ir_of_a_small_net_as_json() {
+    let spec = "net tiny(classes = 3) {\n  input x: [3, 8, 8]\n  f = x |> conv(4, 3, pad = same, bias = false) |> bn |> relu\n  m = f |> conv(1) |> sigmoid\n  probe mask = m\n  y = (f * (1 + m)) |> maxpool(2, ceil = true) |> upsample(scale = 2, mode = bilinear)\n  return y |> gap |> dropout(0.2) |> linear(classes)\n}\n";
+    let compiled =
+        netc::compile::compile_source(std::path::Path::new("tiny.net"), spec.to_string(), &[]).expect("compiles");
+    common::snapshots("ir").bind(|| insta::assert_snapshot!(netc::summary::json(&compiled.graph)));
+}

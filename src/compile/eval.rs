@@ -156,6 +156,7 @@ impl<'p> Builder<'p> {
     /// nothing went wrong.
     pub fn net(mut self, overrides: &[(String, f64)]) -> (Option<Graph>, Vec<Diagnostic>) {
         let Some((file, net)) = &self.program.net else {
+            self.check_uncalled_blocks();
             return (None, self.diags);
         };
         let (file, net) = (*file, net.clone());

@@ -44,10 +44,36 @@ impl std::fmt::Display for Failure {
 
 impl std::error::Error for Failure {}
 
+/// What `netc check` found in a file: a net, or a library of blocks for
+/// other specs to `use`.
+#[derive(Debug)]
+pub enum Checked {
+    Net(Box<Compiled>),
+    Library { blocks: usize },
+}
+
 /// Reads and compiles the spec at `path`; `overrides` are `--set` values.
 pub fn compile_file(path: &Path, overrides: &[(String, f64)]) -> Result<Compiled, Failure> {
+    compile_source(path, read(path)?, overrides)
+}
+
+/// Compiles spec text as if read from `path` (`use`s resolve next to it).
+pub fn compile_source(path: &Path, text: String, overrides: &[(String, f64)]) -> Result<Compiled, Failure> {
+    match build(path, text, overrides, true)? {
+        Checked::Net(compiled) => Ok(*compiled),
+        Checked::Library { .. } => unreachable!("a spec without a net fails when a net is required"),
+    }
+}
+
+/// Checks a spec or a library file: a file without a net is fine, and its
+/// blocks are checked for everything that needs no arguments.
+pub fn check_file(path: &Path) -> Result<Checked, Failure> {
+    build(path, read(path)?, &[], false)
+}
+
+fn read(path: &Path) -> Result<String, Failure> {
     match std::fs::read_to_string(path) {
-        Ok(text) => compile_source(path, text, overrides),
+        Ok(text) => Ok(text),
         Err(e) => Err(Failure {
             diagnostics: vec![Diagnostic::new(
                 Code::MissingFile,
@@ -59,8 +85,7 @@ pub fn compile_file(path: &Path, overrides: &[(String, f64)]) -> Result<Compiled
     }
 }
 
-/// Compiles spec text as if read from `path` (`use`s resolve next to it).
-pub fn compile_source(path: &Path, text: String, overrides: &[(String, f64)]) -> Result<Compiled, Failure> {
+fn build(path: &Path, text: String, overrides: &[(String, f64)], require_net: bool) -> Result<Checked, Failure> {
     let mut sources = Sources::default();
     let mut diags = Vec::new();
     let program = load::load(path, text, &mut sources, &mut diags);
@@ -80,7 +105,7 @@ pub fn compile_source(path: &Path, text: String, overrides: &[(String, f64)]) ->
         },
         None => Some(Recipe::default()),
     };
-    if program.net.is_none() && diags.iter().all(|d| d.code != Code::Syntax) {
+    if require_net && program.net.is_none() && diags.iter().all(|d| d.code != Code::Syntax) {
         diags.push(
             Diagnostic::new(Code::NetCount, Loc { file: 0, span: Span::new(0, 0) }, "the spec defines no `net`")
                 .hint("add `net name(...) { input x: [3, 32, 32] ... return ... }`"),
@@ -113,8 +138,9 @@ pub fn compile_source(path: &Path, text: String, overrides: &[(String, f64)]) ->
     // In reading order: file by file, top to bottom.
     diags.sort_by_key(|d| d.loc.map(|l| (l.file, l.span.start)));
     match (graph, recipe) {
-        (Some(graph), Some(recipe)) if diags.is_empty() => Ok(Compiled { graph, recipe }),
-        _ => Err(Failure { diagnostics: diags, sources }),
+        _ if !diags.is_empty() => Err(Failure { diagnostics: diags, sources }),
+        (Some(graph), Some(recipe)) => Ok(Checked::Net(Box::new(Compiled { graph, recipe }))),
+        _ => Ok(Checked::Library { blocks: program.blocks.len() }),
     }
 }
 

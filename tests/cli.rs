@@ -1,0 +1,60 @@
+//! The `netc` binary: exit codes and what each format prints.
+
+use std::process::Command;
+
+fn netc(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_netc")).args(args).output().expect("netc runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+#[test]
+fn check_exits_zero_on_clean_specs_and_libraries() {
+    let (code, out, _) = netc(&["check", "specs/inception_v1.net", "specs/lib/inception.net"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("ok: specs/inception_v1.net (net inception_v1, 6,166,250 parameters)"), "{out}");
+    assert!(out.contains("ok: specs/lib/inception.net (library, 2 blocks)"), "{out}");
+}
+
+#[test]
+fn check_exits_one_when_any_file_has_errors_and_still_checks_the_rest() {
+    let (code, out, err) = netc(&["check", "tests/bad/unknown_op.net", "specs/ours.net"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("error[E0103]") && err.contains("1 of 2 specs failed"), "{err}");
+    assert!(out.contains("ok: specs/ours.net"), "{out}");
+}
+
+#[test]
+fn compile_json_carries_the_totals_and_reads_back_as_a_graph() {
+    let (code, out, _) = netc(&["compile", "specs/inception_v1.net", "--set", "width=0.25", "--format", "json"]);
+    assert_eq!(code, 0);
+    let value: serde_json::Value = serde_json::from_str(&out).expect("valid JSON");
+    assert_eq!(value["total_params"], 392_738);
+    let graph: netc::graph::Graph = serde_json::from_str(&out).expect("the IR deserialises");
+    assert_eq!(graph.args["width"], 0.25);
+}
+
+#[test]
+fn compile_dot_is_a_graphviz_digraph_with_probes_marked() {
+    let (code, out, _) = netc(&["compile", "specs/ours.net", "--format", "dot"]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("digraph \"ours\" {") && out.trim_end().ends_with('}'));
+    assert!(out.contains("probe s3.mask"), "mask probes are labelled");
+}
+
+#[test]
+fn a_bad_set_value_is_refused_by_the_command_line() {
+    let (code, _, err) = netc(&["compile", "specs/ours.net", "--set", "width=wide"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("`wide` is not a number"), "{err}");
+}
+
+#[test]
+fn a_missing_spec_is_named() {
+    let (code, _, err) = netc(&["compile", "specs/nope.net"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("cannot read `specs/nope.net`"), "{err}");
+}
