@@ -15,6 +15,8 @@ use crate::syntax::ast::{self, BinOp, Expr, ExprKind, Stmt};
 
 /// Past these limits a spec is refused rather than expanded.
 const MAX_NODES: usize = 100_000;
+/// Block calls, which nest `repeat`s: a block may add no node at all.
+const MAX_BLOCK_CALLS: usize = 100_000;
 const MAX_CALL_DEPTH: usize = 64;
 const MAX_REPEAT: usize = 1000;
 
@@ -72,16 +74,18 @@ impl Scope {
 pub struct Builder<'p> {
     program: &'p Program,
     sources_text: Vec<&'p str>,
-    pub nodes: Vec<Node>,
+    nodes: Vec<Node>,
     taken: HashSet<String>,
-    pub probes: Vec<Probe>,
-    pub diags: Vec<Diagnostic>,
+    probes: Vec<Probe>,
+    diags: Vec<Diagnostic>,
     /// Block calls being expanded, innermost last: (block name, call site).
     calls: Vec<(String, Loc)>,
     instantiated: HashSet<String>,
     saw_input: bool,
     /// Where each probe was defined, for "defined twice".
     probe_locs: HashMap<String, Loc>,
+    /// Block calls so far, and whether a limit has been reported.
+    block_calls: usize,
     too_big: bool,
 }
 
@@ -98,6 +102,7 @@ impl<'p> Builder<'p> {
             instantiated: HashSet::new(),
             saw_input: false,
             probe_locs: HashMap::new(),
+            block_calls: 0,
             too_big: false,
         }
     }
@@ -120,15 +125,19 @@ impl<'p> Builder<'p> {
     /// Adds a node, named `base` (made unique) inside the scope.
     pub fn add_node(&mut self, scope: &Scope, base: &str, mut node: Node, loc: Loc) -> Value {
         if self.nodes.len() >= MAX_NODES {
-            if !self.too_big {
-                self.too_big = true;
-                self.error(Diagnostic::new(Code::Range, loc, format!("the net grows past {MAX_NODES} nodes")));
-            }
+            self.too_big(loc, format!("the net grows past {MAX_NODES} nodes"));
             return Value::Error;
         }
         node.name = self.fresh_name(scope, base);
         self.nodes.push(node);
         Value::Tensor(self.nodes.len() - 1)
+    }
+
+    /// Reports the first limit the spec runs into; the rest would repeat it.
+    fn too_big(&mut self, loc: Loc, message: String) {
+        if !std::mem::replace(&mut self.too_big, true) {
+            self.error(Diagnostic::new(Code::Range, loc, message));
+        }
     }
 
     fn fresh_name(&mut self, scope: &Scope, base: &str) -> String {
@@ -301,14 +310,7 @@ impl<'p> Builder<'p> {
                         &Expr { kind: ExprKind::Name(name.name.clone()), span: name.span },
                         &known,
                     ),
-                    Stmt::Input { name, .. } => self.error(
-                        Diagnostic::new(
-                            Code::Structure,
-                            Loc { file: *file, span: name.span },
-                            "`input` belongs in a net, not in a block",
-                        )
-                        .hint("a block receives its inputs as parameters"),
-                    ),
+                    Stmt::Input { name, .. } => self.error(input_in_block(Loc { file: *file, span: name.span })),
                 }
             }
             if !def.body.iter().any(|s| matches!(s, Stmt::Return { .. })) {
@@ -366,10 +368,7 @@ impl<'p> Builder<'p> {
     fn input(&mut self, scope: &mut Scope, name: &ast::Ident, shape: &Expr, is_net: bool) {
         let loc = Loc { file: scope.file, span: name.span };
         if !is_net {
-            self.error(
-                Diagnostic::new(Code::Structure, loc, "`input` belongs in a net, not in a block")
-                    .hint("a block receives its inputs as parameters"),
-            );
+            self.error(input_in_block(loc));
             // Bound all the same, so that its uses do not echo the error.
             return self.bind(scope, name, Value::Error);
         }
@@ -535,8 +534,8 @@ impl<'p> Builder<'p> {
                     args.iter().map(|a| (a.name.clone(), self.located(scope, &a.value))).collect();
                 self.call(scope, callee, args, call_site(scope, callee, expr))
             }
-            ExprKind::Repeat { count, callee, args } => {
-                let at = Loc { file: scope.file, span: crate::diag::Span::new(count.span.start, expr.span.end) };
+            ExprKind::Repeat { keyword_at, count, callee, args } => {
+                let at = Loc { file: scope.file, span: crate::diag::Span::new(*keyword_at, expr.span.end) };
                 self.repeat(scope, count, callee, args, at)
             }
         }
@@ -670,6 +669,11 @@ impl<'p> Builder<'p> {
                 Diagnostic::new(Code::Recursion, loc, format!("block `{}` calls itself", callee.name))
                     .hint("blocks cannot recurse; use `repeat(n)` to stack copies"),
             );
+            return Value::Error;
+        }
+        self.block_calls += 1;
+        if self.block_calls > MAX_BLOCK_CALLS {
+            self.too_big(loc, format!("the net expands into more than {MAX_BLOCK_CALLS} block calls"));
             return Value::Error;
         }
         if self.calls.len() >= MAX_CALL_DEPTH {
@@ -842,6 +846,11 @@ impl<'p> Builder<'p> {
 /// piped input before it is not part of the mistake.
 fn call_site(scope: &Scope, callee: &ast::Ident, call: &Expr) -> Loc {
     Loc { file: scope.file, span: crate::diag::Span::new(callee.span.start.min(call.span.end), call.span.end) }
+}
+
+fn input_in_block(loc: Loc) -> Diagnostic {
+    Diagnostic::new(Code::Structure, loc, "`input` belongs in a net, not in a block")
+        .hint("a block receives its inputs as parameters")
 }
 
 fn no_return(file: FileId, def: &ast::Def, what: &str) -> Diagnostic {

@@ -77,6 +77,9 @@ pub enum ExprKind {
     /// `repeat(count) f(args)`: `f` applied `count` times, each output fed to
     /// the next call as its first argument.
     Repeat {
+        /// Where the `repeat` keyword starts (a piped repeat's span starts
+        /// at its input).
+        keyword_at: usize,
         count: Box<Expr>,
         callee: Ident,
         args: Vec<Arg>,

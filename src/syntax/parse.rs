@@ -204,7 +204,7 @@ fn expr(pair: Pair<Rule>) -> Expr {
             let count = Box::new(expr(inner.next().expect("repeat count")));
             let target = inner.next().expect("repeated call");
             let (callee, args) = call_parts(target);
-            Expr { kind: ExprKind::Repeat { count, callee, args }, span: whole }
+            Expr { kind: ExprKind::Repeat { keyword_at: whole.start, count, callee, args }, span: whole }
         }
         r => unreachable!("unexpected expression {r:?}"),
     }
@@ -239,9 +239,9 @@ fn pipe_stage(input: Expr, stage: Pair<Rule>) -> Expr {
     let piped = Arg { name: None, value: input };
     let kind = match stage.as_rule() {
         Rule::repeat_call => match expr(stage).kind {
-            ExprKind::Repeat { count, callee, mut args } => {
+            ExprKind::Repeat { keyword_at, count, callee, mut args } => {
                 args.insert(0, piped);
-                ExprKind::Repeat { count, callee, args }
+                ExprKind::Repeat { keyword_at, count, callee, args }
             }
             _ => unreachable!("repeat_call lowers to Repeat"),
         },
