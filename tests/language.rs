@@ -172,3 +172,11 @@ fn syntax_errors_say_what_was_expected() {
     assert!(e.starts_with("error[E0001]: expected"), "{e}");
     assert!(e.contains("--> tests/inline.net:4:3"), "{e}");
 }
+
+#[test]
+fn independent_syntax_errors_are_all_reported_but_not_past_an_open_bracket() {
+    let e = errors(&net("    a = conv(x, 8,, 3)\n    b = relu(x) * * 2\n    y = conv(a 8)"));
+    assert!(e.ends_with("3 errors\n"), "{e}");
+    let e = errors(&net("    a = conv(x, 8\n    b = relu(a\n    y = conv(b 8)"));
+    assert!(e.ends_with("\n1 error\n"), "{e}");
+}

@@ -38,9 +38,9 @@ fn load_file(
 ) {
     let ast = match syntax::parse(id, &sources.get(id).text) {
         Ok(ast) => ast,
-        Err(d) => {
+        Err(errors) => {
             program.incomplete = true;
-            return diags.push(d);
+            return diags.extend(errors);
         }
     };
     let is_root = stack.len() == 1;

@@ -14,13 +14,36 @@ struct Grammar;
 /// can exhaust the stack of the recursive-descent parser.
 const MAX_NESTING: usize = 64;
 
-/// Parses one file. A syntax error is reported as a single diagnostic: pest
-/// stops at the first one, and guessing past it would invent later errors.
-pub fn parse(file: FileId, text: &str) -> Result<File, Diagnostic> {
-    check_nesting(file, text)?;
-    check_front_matter_closed(file, text)?;
-    let mut pairs = Grammar::parse(Rule::file, text).map_err(|e| syntax_error(file, text, e))?;
-    let root = pairs.next().expect("the file rule always yields one pair");
+/// At most this many syntax errors are reported for one file.
+const MAX_SYNTAX_ERRORS: usize = 20;
+
+/// Parses one file, or reports its syntax errors.
+///
+/// pest stops at the first error. To find the next ones, the line of an
+/// error is blanked and the text parsed again, but only while that is safe:
+/// the line must close every bracket it opens (blanking `net t() {` would
+/// make every later `}` an error), and no bracket may be left open before it.
+pub fn parse(file: FileId, text: &str) -> Result<File, Vec<Diagnostic>> {
+    check_nesting(file, text).map_err(|d| vec![d])?;
+    check_front_matter_closed(file, text).map_err(|d| vec![d])?;
+    let mut errors = Vec::new();
+    let mut patched = text.to_string();
+    let pairs = loop {
+        match Grammar::parse(Rule::file, &patched) {
+            Ok(pairs) if errors.is_empty() => break pairs,
+            Ok(_) => return Err(errors),
+            Err(e) => {
+                let d = syntax_error(file, &patched, e);
+                let at = d.loc.expect("syntax errors have a place").span.start;
+                let bracket_open_before = !d.notes.is_empty();
+                errors.push(d);
+                if bracket_open_before || errors.len() == MAX_SYNTAX_ERRORS || !blank_line(&mut patched, at) {
+                    return Err(errors);
+                }
+            }
+        }
+    };
+    let root = pairs.into_iter().next().expect("the file rule always yields one pair");
     let mut ast = File { front_matter: None, uses: Vec::new(), blocks: Vec::new(), nets: Vec::new() };
     for item in root.into_inner() {
         match item.as_rule() {
@@ -40,6 +63,27 @@ pub fn parse(file: FileId, text: &str) -> Result<File, Diagnostic> {
         }
     }
     Ok(ast)
+}
+
+/// Replaces the line around byte `at` with spaces, keeping every offset, if
+/// it has text and balanced brackets.
+fn blank_line(text: &mut String, at: usize) -> bool {
+    let start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+    let end = text[at..].find('\n').map_or(text.len(), |i| at + i);
+    let line = &text[start..end];
+    let code = line.split('#').next().unwrap_or("");
+    let depth = code.chars().fold(0i32, |d, c| match c {
+        '(' | '[' | '{' => d + 1,
+        ')' | ']' | '}' => d - 1,
+        _ => d,
+    });
+    let balanced = depth == 0 && !code.contains(['{', '}']);
+    if line.trim().is_empty() || !balanced {
+        return false;
+    }
+    let blank = " ".repeat(end - start);
+    text.replace_range(start..end, &blank);
+    true
 }
 
 /// pest would report an unclosed front matter at the end of the file, as a
@@ -288,6 +332,11 @@ fn syntax_error(file: FileId, text: &str, e: pest::error::Error<Rule>) -> Diagno
             Loc { file, span: Span::new(open, open + 1) },
         );
         d = d.hint(format!("add the missing `{closing}`"));
+    } else if unclosed_bracket(&text[..start]).is_some()
+        && token.starts_with(|c: char| c.is_alphanumeric())
+        && before.ends_with(|c: char| c.is_alphanumeric() || c == ')' || c == ']')
+    {
+        d = d.hint("a `,` may be missing between the arguments");
     } else if token.starts_with(['+', '-', '*', '/']) && statement_has_pipe(before) {
         d = d.hint("`|>` binds loosest: put the pipeline in parentheses, `(x |> f(a)) + y`");
     } else if token.starts_with('.') && before.ends_with(|c: char| c.is_ascii_digit()) {
