@@ -170,6 +170,22 @@ impl Op {
     }
 }
 
+/// Output length of a sliding window (conv or pool) along one axis of
+/// length `size`, with PyTorch's rules; `span` is the kernel's extent
+/// (`dilation * (kernel - 1) + 1`). `None` when the window does not fit the
+/// padded input. Compiler and runtime both size windows with this.
+pub fn window_output(size: usize, span: usize, stride: usize, padding: usize, ceil_mode: bool) -> Option<usize> {
+    let padded = size + 2 * padding;
+    let steps = padded.checked_sub(span)?;
+    let mut out = if ceil_mode { steps.div_ceil(stride) + 1 } else { steps / stride + 1 };
+    // In ceil mode the last window must start inside the input or its left
+    // padding.
+    if ceil_mode && (out - 1) * stride >= size + padding {
+        out -= 1;
+    }
+    Some(out)
+}
+
 impl Graph {
     pub fn total_params(&self) -> u64 {
         self.nodes.iter().flat_map(|n| &n.params).map(|p| p.shape.iter().product::<usize>() as u64).sum()

@@ -5,8 +5,11 @@
 //! [`summary`] views of a graph. Nothing after the Graph IR reads spec text.
 
 pub mod compile;
+pub mod data;
 pub mod diag;
+pub mod figure;
 pub mod graph;
 pub mod recipe;
+pub mod runtime;
 pub mod summary;
 pub mod syntax;

@@ -375,8 +375,8 @@ fn conv(b: &mut Builder, a: &Args) -> Option<Node> {
         return None;
     }
     let (oh, ow) = (
-        window_out(b, a, h, w, reach + 1, stride, pad, false)?,
-        window_out(b, a, w, h, reach + 1, stride, pad, false)?,
+        window_out(b, a, 2, h, w, reach + 1, stride, pad, false)?,
+        window_out(b, a, 2, w, h, reach + 1, stride, pad, false)?,
     );
     let fan_in = cin / groups * k * k;
     let mut params = vec![param("weight", vec![c, cin / groups, k, k], Init::KaimingNormal { fan_in })];
@@ -390,12 +390,14 @@ fn conv(b: &mut Builder, a: &Args) -> Option<Node> {
     Some(node(op, vec![x], vec![c, oh, ow], params, macs, rf))
 }
 
-/// Output size of a sliding window along one axis; `other` is the size of
-/// the other axis, only for the message.
+/// Output size of a sliding window along one axis, or an error at the
+/// kernel argument (`kernel_arg`) when the window does not fit; `other` is
+/// the size of the other axis, only for the message.
 #[allow(clippy::too_many_arguments)]
 fn window_out(
     b: &mut Builder,
     a: &Args,
+    kernel_arg: usize,
     size: usize,
     other: usize,
     span: usize,
@@ -403,25 +405,17 @@ fn window_out(
     pad: usize,
     ceil: bool,
 ) -> Option<usize> {
-    let padded = size + 2 * pad;
-    if padded < span {
+    let out = crate::graph::window_output(size, span, stride, pad, ceil);
+    if out.is_none() {
         let x = a.get(0).expect("present");
-        let kernel = a.get(2).or(a.get(1)).map_or(a.call, |k| k.loc);
+        let at = a.get(kernel_arg).map_or(a.call, |k| k.loc);
         let msg = format!(
             "kernel larger than its input: `{}` spans {span}x{span}, but `{}` is {size}x{other} padded by {pad}",
             a.op, x.text
         );
-        b.error(Diagnostic::new(Code::Shape, kernel, msg));
-        return None;
+        b.error(Diagnostic::new(Code::Shape, at, msg));
     }
-    let steps = padded - span;
-    let mut out = if ceil { steps.div_ceil(stride) + 1 } else { steps / stride + 1 };
-    // As PyTorch: in ceil mode the last window must start inside the input
-    // or its left padding.
-    if ceil && (out - 1) * stride >= size + pad {
-        out -= 1;
-    }
-    Some(out)
+    out
 }
 
 fn batch_norm(b: &mut Builder, a: &Args) -> Option<Node> {
@@ -455,7 +449,7 @@ fn pool(b: &mut Builder, a: &Args) -> Option<Node> {
         return None;
     }
     let (oh, ow) =
-        (window_out(b, a, h, w, k, stride, pad, ceil_mode)?, window_out(b, a, w, h, k, stride, pad, ceil_mode)?);
+        (window_out(b, a, 1, h, w, k, stride, pad, ceil_mode)?, window_out(b, a, 1, w, h, k, stride, pad, ceil_mode)?);
     let op = if a.op == "maxpool" {
         Op::MaxPool { kernel: k, stride, padding: pad, ceil_mode }
     } else {

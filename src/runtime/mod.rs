@@ -1,0 +1,3 @@
+//! Phase 4, runtime: a Graph IR becomes a model on a device.
+
+pub mod ops;
