@@ -9,8 +9,10 @@
 //! [`CustomOp1`]: candle_core::CustomOp1
 
 mod pool;
+mod upsample;
 
 pub use pool::{avg_pool2d, max_pool2d};
+pub use upsample::{upsample_bilinear2d, upsample_nearest2d};
 
 use std::borrow::Cow;
 
@@ -32,8 +34,13 @@ pub(crate) trait Real:
     + std::ops::AddAssign
 {
     const ZERO: Self;
+    const ONE: Self;
+    const HALF: Self;
     const NEG_INFINITY: Self;
     fn from_usize(n: usize) -> Self;
+    fn floor(self) -> Self;
+    /// Truncation towards zero of a non-negative value, as C's cast to an integer.
+    fn to_usize(self) -> usize;
     fn is_nan(self) -> bool;
     fn wrap(v: Vec<Self>) -> CpuStorage;
 }
@@ -42,9 +49,17 @@ macro_rules! impl_real {
     ($t:ty, $variant:ident) => {
         impl Real for $t {
             const ZERO: Self = 0.0;
+            const ONE: Self = 1.0;
+            const HALF: Self = 0.5;
             const NEG_INFINITY: Self = <$t>::NEG_INFINITY;
             fn from_usize(n: usize) -> Self {
                 n as $t
+            }
+            fn floor(self) -> Self {
+                <$t>::floor(self)
+            }
+            fn to_usize(self) -> usize {
+                self as usize
             }
             fn is_nan(self) -> bool {
                 <$t>::is_nan(self)
