@@ -1,0 +1,261 @@
+//! Gradients of the custom ops against central finite differences, in f64.
+//!
+//! The loss is `sum(w * op(x))` for a random weighting `w`, so that every
+//! output element contributes its own weight. All the ops are piecewise
+//! linear in `x`, so central differences are exact up to rounding, as long as
+//! no max-pool tie is crossed: max pool inputs are distinct values far apart.
+
+use candle_core::{DType, Device, Result, Tensor, Var};
+use netc::runtime::ops::{avg_pool2d, max_pool2d, upsample_bilinear2d, upsample_nearest2d};
+
+const EPS: f64 = 1e-6;
+const TOL: f64 = 1e-6;
+
+/// A seeded xorshift64 generator.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// A value in [-1, 1).
+    fn uniform(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
+    }
+
+    fn uniforms(&mut self, n: usize) -> Vec<f64> {
+        (0..n).map(|_| self.uniform()).collect()
+    }
+
+    /// `n` distinct values in [-1, 1), at least 1/n apart, shuffled.
+    fn distinct(&mut self, n: usize) -> Vec<f64> {
+        let mut v: Vec<f64> = (0..n).map(|i| (2 * i) as f64 / n as f64 - 1.0).collect();
+        for i in (1..n).rev() {
+            v.swap(i, (self.next() % (i as u64 + 1)) as usize);
+        }
+        v
+    }
+}
+
+type Op = Box<dyn Fn(&Tensor) -> Result<Tensor>>;
+
+/// Checks the gradient of `sum(w * op(x))` at `x` of shape `dims` against
+/// central differences.
+fn check(what: &str, dims: [usize; 4], x: Vec<f64>, op: &Op, rng: &mut Rng) -> Result<()> {
+    let dev = &Device::Cpu;
+    let var = Var::from_vec(x.clone(), &dims, dev)?;
+    let y = op(var.as_tensor())?;
+    let w = Tensor::from_vec(rng.uniforms(y.elem_count()), y.shape(), dev)?;
+    let grads = (&y * &w)?.sum_all()?.backward()?;
+    let grad: Vec<f64> = grads.get(var.as_tensor()).expect("a gradient for x").flatten_all()?.to_vec1()?;
+
+    let loss = |x: &[f64]| -> Result<f64> {
+        let x = Tensor::from_slice(x, &dims, dev)?;
+        (op(&x)? * &w)?.sum_all()?.to_scalar::<f64>()
+    };
+    let mut x = x;
+    let mut worst = 0f64;
+    for i in 0..x.len() {
+        let x0 = x[i];
+        x[i] = x0 + EPS;
+        let plus = loss(&x)?;
+        x[i] = x0 - EPS;
+        let minus = loss(&x)?;
+        x[i] = x0;
+        let fd = (plus - minus) / (2.0 * EPS);
+        let err = (grad[i] - fd).abs() / grad[i].abs().max(fd.abs()).max(1.0);
+        worst = worst.max(err);
+        assert!(err < TOL, "{what}: element {i}: backward {}, finite difference {fd}", grad[i]);
+    }
+    assert!(grad.iter().any(|g| g.abs() > 1e-3), "{what}: an all-zero gradient tests nothing");
+    eprintln!("{what}: worst relative error {worst:.1e}");
+    Ok(())
+}
+
+#[test]
+fn max_pool2d_gradient() -> Result<()> {
+    let mut rng = Rng(0x5eed_0201);
+    #[rustfmt::skip]
+    let settings = [
+        // n, c, h, w, kernel, stride, padding, ceil_mode
+        ([2, 2, 7, 7], 3, 2, 1, false),
+        ([1, 2, 7, 7], 3, 2, 1, true),
+        ([1, 1, 6, 6], 3, 2, 1, true),
+        ([1, 2, 5, 5], 2, 2, 0, true),
+        ([1, 1, 5, 6], 3, 1, 1, false),
+        ([2, 1, 8, 7], 2, 2, 0, false),
+        ([1, 1, 5, 5], 3, 1, 0, false),
+        ([1, 1, 9, 9], 3, 3, 1, true),
+        ([1, 1, 4, 7], 4, 1, 2, false),
+    ];
+    for (dims, k, s, p, ceil) in settings {
+        let op: Op = Box::new(move |x| max_pool2d(x, k, s, p, ceil));
+        let x = rng.distinct(dims.iter().product());
+        check(&format!("max_pool2d {dims:?} k{k} s{s} p{p} ceil {ceil}"), dims, x, &op, &mut rng)?;
+    }
+    Ok(())
+}
+
+#[test]
+fn avg_pool2d_gradient() -> Result<()> {
+    let mut rng = Rng(0x5eed_0202);
+    #[rustfmt::skip]
+    let settings = [
+        ([2, 2, 7, 7], 3, 2, 1, false),
+        ([1, 2, 7, 7], 3, 2, 1, true),
+        ([1, 1, 6, 6], 3, 2, 1, true),
+        ([1, 2, 5, 5], 2, 2, 0, true),
+        ([1, 1, 5, 6], 3, 1, 1, false),
+        ([2, 1, 8, 7], 2, 2, 0, false),
+        ([1, 1, 9, 9], 3, 3, 1, true),
+        ([1, 1, 4, 7], 4, 1, 2, false),
+    ];
+    for (dims, k, s, p, ceil) in settings {
+        let op: Op = Box::new(move |x| avg_pool2d(x, k, s, p, ceil));
+        let x = rng.uniforms(dims.iter().product());
+        check(&format!("avg_pool2d {dims:?} k{k} s{s} p{p} ceil {ceil}"), dims, x, &op, &mut rng)?;
+    }
+    Ok(())
+}
+
+#[test]
+fn upsample_nearest2d_gradient() -> Result<()> {
+    let mut rng = Rng(0x5eed_0203);
+    for (dims, size) in [
+        ([2, 2, 3, 4], [6, 8]),
+        ([1, 2, 2, 3], [5, 7]),
+        ([1, 1, 8, 8], [3, 3]),
+        ([1, 1, 5, 4], [5, 9]),
+        ([1, 1, 3, 7], [7, 2]),
+    ] {
+        let op: Op = Box::new(move |x| upsample_nearest2d(x, size));
+        let x = rng.uniforms(dims.iter().product());
+        check(&format!("upsample_nearest2d {dims:?} -> {size:?}"), dims, x, &op, &mut rng)?;
+    }
+    Ok(())
+}
+
+#[test]
+fn upsample_bilinear2d_gradient() -> Result<()> {
+    let mut rng = Rng(0x5eed_0204);
+    for (dims, size) in [
+        ([2, 2, 3, 4], [6, 8]),
+        ([1, 2, 2, 3], [5, 7]),
+        ([1, 1, 8, 8], [3, 3]),
+        ([1, 1, 5, 4], [5, 9]),
+        ([1, 1, 3, 7], [7, 2]),
+        ([1, 1, 4, 3], [1, 1]),
+    ] {
+        for align_corners in [false, true] {
+            let op: Op = Box::new(move |x| upsample_bilinear2d(x, size, align_corners));
+            let x = rng.uniforms(dims.iter().product());
+            let what = format!("upsample_bilinear2d {dims:?} -> {size:?} align_corners {align_corners}");
+            check(&what, dims, x, &op, &mut rng)?;
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn gradients_through_strided_views() -> Result<()> {
+    // A transposed input, and a transposed output, whose gradient then
+    // reaches the op's backward as a non-contiguous tensor.
+    let mut rng = Rng(0x5eed_0205);
+    let t = |x: &Tensor| x.transpose(2, 3);
+    let ops: [(&str, Op); 4] = [
+        ("max_pool2d", Box::new(move |x| t(&max_pool2d(&t(x)?, 3, 2, 1, true)?))),
+        ("avg_pool2d", Box::new(move |x| t(&avg_pool2d(&t(x)?, 3, 2, 1, true)?))),
+        ("upsample_nearest2d", Box::new(move |x| t(&upsample_nearest2d(&t(x)?, [5, 9])?))),
+        ("upsample_bilinear2d", Box::new(move |x| t(&upsample_bilinear2d(&t(x)?, [5, 9], false)?))),
+    ];
+    let dims = [2, 2, 7, 6];
+    for (what, op) in &ops {
+        let x = rng.distinct(dims.iter().product());
+        check(&format!("{what} transposed"), dims, x, op, &mut rng)?;
+    }
+    Ok(())
+}
+
+#[test]
+fn max_pool2d_ties_go_to_the_first_maximum() -> Result<()> {
+    // All equal: each 2x2 window (stride 1) sends its gradient to its
+    // top-left element, as PyTorch does.
+    let x = Var::ones((1, 1, 4, 4), DType::F64, &Device::Cpu)?;
+    let grads = max_pool2d(x.as_tensor(), 2, 1, 0, false)?.sum_all()?.backward()?;
+    let grad: Vec<f64> = grads.get(x.as_tensor()).expect("a gradient").flatten_all()?.to_vec1()?;
+    #[rustfmt::skip]
+    let want = [
+        1., 1., 1., 0.,
+        1., 1., 1., 0.,
+        1., 1., 1., 0.,
+        0., 0., 0., 0.,
+    ];
+    assert_eq!(grad, want);
+    Ok(())
+}
+
+#[test]
+fn f32_gradients_match_f64() -> Result<()> {
+    let mut rng = Rng(0x5eed_0206);
+    let ops: [(&str, Op); 5] = [
+        ("max_pool2d", Box::new(|x| max_pool2d(x, 3, 2, 1, true))),
+        ("avg_pool2d", Box::new(|x| avg_pool2d(x, 3, 2, 1, true))),
+        ("upsample_nearest2d", Box::new(|x| upsample_nearest2d(x, [9, 4]))),
+        ("upsample_bilinear2d", Box::new(|x| upsample_bilinear2d(x, [9, 4], false))),
+        ("upsample_bilinear2d aligned", Box::new(|x| upsample_bilinear2d(x, [9, 4], true))),
+    ];
+    let dims = [2, 3, 7, 6];
+    for (what, op) in &ops {
+        let x = Tensor::from_vec(rng.distinct(dims.iter().product()), &dims, &Device::Cpu)?;
+        let mut grads = Vec::new();
+        for dtype in [DType::F64, DType::F32] {
+            let x = Var::from_tensor(&x.to_dtype(dtype)?)?;
+            let y = op(x.as_tensor())?;
+            let w = Tensor::arange(0f64, y.elem_count() as f64, &Device::Cpu)?.reshape(y.shape())?.cos()?;
+            let g = (y * w.to_dtype(dtype)?)?.sum_all()?.backward()?;
+            let g = g.get(x.as_tensor()).expect("a gradient");
+            assert_eq!(g.dtype(), dtype, "{what}");
+            grads.push(g.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?);
+        }
+        for (a, b) in grads[0].iter().zip(&grads[1]) {
+            assert!((a - b).abs() < 1e-5, "{what}: f64 {a}, f32 {b}");
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn large_tensors_match_plane_by_plane() -> Result<()> {
+    // Big enough for the kernels to split planes across threads, forward and
+    // backward; channel by channel each call runs on one thread.
+    let mut rng = Rng(0x5eed_0207);
+    let ops: [(&str, Op); 5] = [
+        ("max_pool2d", Box::new(|x| max_pool2d(x, 3, 1, 1, false))),
+        ("avg_pool2d", Box::new(|x| avg_pool2d(x, 3, 2, 1, true))),
+        ("upsample_nearest2d", Box::new(|x| upsample_nearest2d(x, [70, 61]))),
+        ("upsample_bilinear2d", Box::new(|x| upsample_bilinear2d(x, [70, 61], false))),
+        ("upsample_bilinear2d down", Box::new(|x| upsample_bilinear2d(x, [21, 30], true))),
+    ];
+    let dims = [2, 16, 48, 48];
+    let dev = &Device::Cpu;
+    for (what, op) in &ops {
+        let x = Var::from_vec(rng.distinct(dims.iter().product()), &dims, dev)?;
+        let y = op(x.as_tensor())?;
+        let w = Tensor::from_vec(rng.uniforms(y.elem_count()), y.shape(), dev)?;
+        let grad = (&y * &w)?.sum_all()?.backward()?.remove(x.as_tensor()).expect("a gradient");
+        for c in 0..dims[1] {
+            let xc = Var::from_tensor(&x.narrow(1, c, 1)?)?;
+            let yc = op(xc.as_tensor())?;
+            let wc = w.narrow(1, c, 1)?;
+            let gc = (&yc * &wc)?.sum_all()?.backward()?.remove(xc.as_tensor()).expect("a gradient");
+            let flat = |t: &Tensor| t.flatten_all()?.to_vec1::<f64>();
+            assert_eq!(flat(&y.narrow(1, c, 1)?)?, flat(&yc)?, "{what}: forward, channel {c}");
+            assert_eq!(flat(&grad.narrow(1, c, 1)?)?, flat(&gc)?, "{what}: backward, channel {c}");
+        }
+    }
+    Ok(())
+}
