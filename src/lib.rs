@@ -10,6 +10,8 @@ pub mod diag;
 pub mod figure;
 pub mod graph;
 pub mod recipe;
+pub mod rng;
 pub mod runtime;
 pub mod summary;
 pub mod syntax;
+pub mod train;

@@ -1,3 +1,10 @@
 //! Phase 4, runtime: a Graph IR becomes a model on a device.
+//!
+//! [`Model`] holds the parameters (candle `Var`s, under the IR's
+//! hierarchical names) and the batch-norm running statistics, and runs the
+//! graph's nodes in order. It reads only the [`Graph`](crate::graph::Graph).
 
+mod model;
 pub mod ops;
+
+pub use model::{Mismatch, Mode, Model, Output, parse_device};

@@ -1,0 +1,283 @@
+//! The graph as a trainable model.
+
+use std::collections::{BTreeMap, HashMap};
+
+use candle_core::{D, DType, Device, Result, Tensor, Var};
+
+use super::ops;
+use crate::graph::{Graph, Init, Op, UpsampleMode};
+use crate::rng::Rng;
+
+/// Training mode uses batch statistics and dropout; evaluation uses the
+/// running statistics and no dropout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Train,
+    Eval,
+}
+
+pub struct Output {
+    pub logits: Tensor,
+    /// The activations at the requested probes, by probe name.
+    pub probes: BTreeMap<String, Tensor>,
+}
+
+/// A parameter or buffer whose shape does not fit, or that is missing or
+/// unexpected, when loading weights.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Mismatch {
+    Missing { name: String, shape: Vec<usize> },
+    Unexpected { name: String, shape: Vec<usize> },
+    Shape { name: String, expected: Vec<usize>, found: Vec<usize> },
+}
+
+impl std::fmt::Display for Mismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Mismatch::Missing { name, shape } => write!(f, "missing `{name}` {shape:?}"),
+            Mismatch::Unexpected { name, shape } => write!(f, "unexpected `{name}` {shape:?} (not in the spec)"),
+            Mismatch::Shape { name, expected, found } => {
+                write!(f, "`{name}` is {found:?} in the weights but {expected:?} in the spec")
+            }
+        }
+    }
+}
+
+pub struct Model {
+    graph: Graph,
+    device: Device,
+    /// Trainable parameters, by their IR names.
+    params: BTreeMap<String, Var>,
+    /// Batch-norm running statistics: `<node>.running_mean`, `<node>.running_var`.
+    buffers: BTreeMap<String, Tensor>,
+}
+
+/// `cpu` or `cuda[:N]`.
+pub fn parse_device(name: &str) -> std::result::Result<Device, String> {
+    match name {
+        "cpu" => Ok(Device::Cpu),
+        n if n == "cuda" || n.starts_with("cuda:") => {
+            let ordinal: usize =
+                n.strip_prefix("cuda:").unwrap_or("0").parse().map_err(|_| format!("bad device `{n}`"))?;
+            if !candle_core::utils::cuda_is_available() {
+                return Err(format!("`{n}`: this netc was built without CUDA (build with `--features cuda`)"));
+            }
+            Device::new_cuda(ordinal).map_err(|e| format!("`{n}`: {e}"))
+        }
+        other => Err(format!("unknown device `{other}`; expected `cpu` or `cuda[:N]`")),
+    }
+}
+
+impl Model {
+    /// A model with freshly initialised parameters, drawn from `seed`.
+    pub fn new(graph: &Graph, device: &Device, seed: u64) -> Result<Model> {
+        let mut params = BTreeMap::new();
+        let mut buffers = BTreeMap::new();
+        let mut rng = Rng::stream(seed, &[0x1417]);
+        for node in &graph.nodes {
+            for p in &node.params {
+                let n: usize = p.shape.iter().product();
+                let values: Vec<f32> = match p.init {
+                    Init::KaimingNormal { fan_in } => {
+                        let std = (2.0 / fan_in as f64).sqrt();
+                        (0..n).map(|_| (rng.normal() * std) as f32).collect()
+                    }
+                    Init::UniformFanIn { fan_in } => {
+                        let bound = 1.0 / (fan_in as f64).sqrt();
+                        (0..n).map(|_| ((rng.uniform() * 2.0 - 1.0) * bound) as f32).collect()
+                    }
+                    Init::Ones => vec![1.0; n],
+                    Init::Zeros => vec![0.0; n],
+                };
+                let t = Tensor::from_vec(values, p.shape.as_slice(), device)?;
+                params.insert(p.name.clone(), Var::from_tensor(&t)?);
+            }
+            if let Op::BatchNorm { .. } = node.op {
+                let c = node.shape[0];
+                buffers.insert(format!("{}.running_mean", node.name), Tensor::zeros(c, DType::F32, device)?);
+                buffers.insert(format!("{}.running_var", node.name), Tensor::ones(c, DType::F32, device)?);
+            }
+        }
+        Ok(Model { graph: graph.clone(), device: device.clone(), params, buffers })
+    }
+
+    pub fn graph(&self) -> &Graph {
+        &self.graph
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// The trainable parameters, by name, in a stable order.
+    pub fn params(&self) -> &BTreeMap<String, Var> {
+        &self.params
+    }
+
+    /// Parameters and buffers: what a checkpoint holds of the model.
+    pub fn state(&self) -> BTreeMap<String, Tensor> {
+        let mut out: BTreeMap<String, Tensor> =
+            self.params.iter().map(|(k, v)| (k.clone(), v.as_tensor().clone())).collect();
+        out.extend(self.buffers.iter().map(|(k, v)| (k.clone(), v.clone())));
+        out
+    }
+
+    /// Loads parameters and buffers. Every name of the model must be present
+    /// with its shape; names outside the model are refused too, except those
+    /// under `ignore_prefixes` (optimizer state in a checkpoint).
+    pub fn load_state(
+        &mut self,
+        tensors: &HashMap<String, Tensor>,
+        ignore_prefixes: &[&str],
+    ) -> std::result::Result<(), Vec<Mismatch>> {
+        let mut mismatches = Vec::new();
+        let expected = self.state();
+        for (name, t) in &expected {
+            match tensors.get(name) {
+                None => mismatches.push(Mismatch::Missing { name: name.clone(), shape: t.dims().to_vec() }),
+                Some(found) if found.dims() != t.dims() => mismatches.push(Mismatch::Shape {
+                    name: name.clone(),
+                    expected: t.dims().to_vec(),
+                    found: found.dims().to_vec(),
+                }),
+                Some(_) => {}
+            }
+        }
+        let mut extra: Vec<&String> = tensors
+            .keys()
+            .filter(|k| !expected.contains_key(*k) && !ignore_prefixes.iter().any(|p| k.starts_with(p)))
+            .collect();
+        extra.sort();
+        for name in extra {
+            mismatches.push(Mismatch::Unexpected { name: name.clone(), shape: tensors[name].dims().to_vec() });
+        }
+        if !mismatches.is_empty() {
+            return Err(mismatches);
+        }
+        let convert = |t: &Tensor| t.to_dtype(DType::F32).and_then(|t| t.to_device(&self.device));
+        for (name, var) in &self.params {
+            let t = convert(&tensors[name]).map_err(|e| vec![load_error(name, e)])?;
+            var.set(&t).map_err(|e| vec![load_error(name, e)])?;
+        }
+        for (name, buf) in self.buffers.iter_mut() {
+            *buf = convert(&tensors[name]).map_err(|e| vec![load_error(name, e)])?;
+        }
+        Ok(())
+    }
+
+    /// Runs the graph on a batch `x` of shape `[N, C, H, W]`. In training
+    /// mode, batch norm updates its running statistics and dropout draws its
+    /// masks from `dropout_seed`.
+    pub fn forward(&mut self, x: &Tensor, mode: Mode, probes: &[&str], dropout_seed: u64) -> Result<Output> {
+        let mut values: Vec<Tensor> = Vec::with_capacity(self.graph.nodes.len());
+        let mut dropout_rng = Rng::stream(dropout_seed, &[0xD809]);
+        for node in &self.graph.nodes {
+            let input = |i: usize| &values[node.inputs[i]];
+            let param = |role: &str| -> Result<&Tensor> {
+                let name = format!("{}.{role}", node.name);
+                self.params
+                    .get(&name)
+                    .map(Var::as_tensor)
+                    .ok_or_else(|| candle_core::Error::Msg(format!("no parameter `{name}`")))
+            };
+            let y = match &node.op {
+                Op::Input => x.clone(),
+                Op::Conv { stride, padding, dilation, groups, bias, .. } => {
+                    let y = input(0).conv2d(param("weight")?, *padding, *stride, *dilation, *groups)?;
+                    if *bias { y.broadcast_add(&param("bias")?.reshape((1, (), 1, 1))?)? } else { y }
+                }
+                Op::BatchNorm { eps, momentum } => {
+                    let (weight, bias) = (param("weight")?.clone(), param("bias")?.clone());
+                    batch_norm(&mut self.buffers, &node.name, input(0), &weight, &bias, *eps, *momentum, mode)?
+                }
+                Op::Relu => input(0).relu()?,
+                Op::Sigmoid => candle_nn::ops::sigmoid(input(0))?,
+                Op::MaxPool { kernel, stride, padding, ceil_mode } => {
+                    ops::max_pool2d(input(0), *kernel, *stride, *padding, *ceil_mode)?
+                }
+                Op::AvgPool { kernel, stride, padding, ceil_mode } => {
+                    ops::avg_pool2d(input(0), *kernel, *stride, *padding, *ceil_mode)?
+                }
+                Op::GlobalAvgPool => input(0).mean_keepdim(D::Minus1)?.mean_keepdim(D::Minus2)?,
+                Op::Upsample { size, mode: UpsampleMode::Nearest } => ops::upsample_nearest2d(input(0), *size)?,
+                Op::Upsample { size, mode: UpsampleMode::Bilinear { align_corners } } => {
+                    ops::upsample_bilinear2d(input(0), *size, *align_corners)?
+                }
+                Op::Dropout { p } if mode == Mode::Train && *p > 0.0 => {
+                    let x = input(0);
+                    let keep = 1.0 - p;
+                    let mask: Vec<f32> = (0..x.elem_count())
+                        .map(|_| if dropout_rng.uniform() < keep { (1.0 / keep) as f32 } else { 0.0 })
+                        .collect();
+                    x.mul(&Tensor::from_vec(mask, x.shape(), x.device())?)?
+                }
+                Op::Dropout { .. } => input(0).clone(),
+                Op::Flatten => input(0).flatten_from(1)?,
+                Op::Linear { bias, .. } => {
+                    let y = input(0).flatten_from(1)?.matmul(&param("weight")?.t()?)?;
+                    if *bias { y.broadcast_add(param("bias")?)? } else { y }
+                }
+                Op::Concat => {
+                    let parts: Vec<&Tensor> = node.inputs.iter().map(|i| &values[*i]).collect();
+                    Tensor::cat(&parts, 1)?
+                }
+                Op::Add => input(0).broadcast_add(input(1))?,
+                Op::Mul => input(0).broadcast_mul(input(1))?,
+                Op::Affine { scale, shift } => input(0).affine(*scale, *shift)?,
+            };
+            values.push(y);
+        }
+        let wanted = self.graph.probes.iter().filter(|p| probes.contains(&p.name.as_str()));
+        let probes = wanted.map(|p| (p.name.clone(), values[p.node].clone())).collect();
+        Ok(Output { logits: values.swap_remove(self.graph.output), probes })
+    }
+}
+
+/// Batch norm over every axis but channels; in training mode it updates the
+/// running statistics in `buffers`, as PyTorch does (unbiased variance).
+#[allow(clippy::too_many_arguments)]
+fn batch_norm(
+    buffers: &mut BTreeMap<String, Tensor>,
+    name: &str,
+    x: &Tensor,
+    weight: &Tensor,
+    bias: &Tensor,
+    eps: f64,
+    momentum: f64,
+    mode: Mode,
+) -> Result<Tensor> {
+    let (mean_key, var_key) = (format!("{name}.running_mean"), format!("{name}.running_var"));
+    // Statistics over every axis but channels: [N, C] or [N, C, H, W].
+    let stat_shape: Vec<usize> = x.dims().iter().enumerate().map(|(i, d)| if i == 1 { *d } else { 1 }).collect();
+    let reduce = |t: &Tensor| -> Result<Tensor> {
+        let mut t = t.mean_keepdim(0)?;
+        for axis in 2..t.rank() {
+            t = t.mean_keepdim(axis)?;
+        }
+        Ok(t)
+    };
+    let (mean, var) = match mode {
+        Mode::Train => {
+            let mean = reduce(x)?;
+            let var = reduce(&x.broadcast_sub(&mean)?.sqr()?)?;
+            let count = (x.elem_count() / x.dims()[1]) as f64;
+            let unbiased = var.affine(count / (count - 1.0).max(1.0), 0.0)?.flatten_all()?.detach();
+            let m = momentum;
+            let running_mean =
+                buffers[&mean_key].affine(1.0 - m, 0.0)?.add(&mean.flatten_all()?.detach().affine(m, 0.0)?)?;
+            let running_var = buffers[&var_key].affine(1.0 - m, 0.0)?.add(&unbiased.affine(m, 0.0)?)?;
+            buffers.insert(mean_key, running_mean);
+            buffers.insert(var_key, running_var);
+            (mean, var)
+        }
+        Mode::Eval => {
+            (buffers[&mean_key].reshape(stat_shape.as_slice())?, buffers[&var_key].reshape(stat_shape.as_slice())?)
+        }
+    };
+    let scale = weight.reshape(stat_shape.as_slice())?.broadcast_div(&(var + eps)?.sqrt()?)?;
+    x.broadcast_sub(&mean)?.broadcast_mul(&scale)?.broadcast_add(&bias.reshape(stat_shape.as_slice())?)
+}
+
+fn load_error(name: &str, e: candle_core::Error) -> Mismatch {
+    Mismatch::Shape { name: format!("{name} ({e})"), expected: vec![], found: vec![] }
+}

@@ -1,0 +1,134 @@
+//! Checkpoints: one safetensors file holding the model (parameters and
+//! batch-norm statistics under their IR names), the optimiser state
+//! (`optim.*`) and where training stands (`train.*`), so one atomic write
+//! keeps them consistent. Any safetensors reader can open it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor};
+
+use crate::data::Normalize;
+
+/// Where a run stands, saved with its weights.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Progress {
+    /// The epoch being trained (0-based).
+    pub epoch: u64,
+    /// Batches of that epoch already done.
+    pub batch: u64,
+    /// Optimiser steps over the whole run.
+    pub step: u64,
+    /// Best test accuracy so far (-1 before the first evaluation).
+    pub best_accuracy: f64,
+    /// Running sums of the unfinished epoch: loss, correct, seen, seconds.
+    pub sums: [f64; 4],
+}
+
+pub struct Checkpoint {
+    pub model: HashMap<String, Tensor>,
+    pub optimizer: BTreeMap<String, Tensor>,
+    pub progress: Option<Progress>,
+    /// The input normalisation the model was trained with.
+    pub normalize: Option<Normalize>,
+}
+
+const OPTIM: &str = "optim.";
+const TRAIN: &str = "train.";
+const DATA: &str = "data.";
+
+/// The prefixes of what is not the model, for loading the model alone.
+pub const NOT_MODEL: [&str; 3] = [OPTIM, TRAIN, DATA];
+
+/// Writes `path` atomically: a temporary file in the same folder, synced,
+/// then renamed over the old one. A crash leaves the old file intact.
+pub fn save(
+    path: &Path,
+    model: &BTreeMap<String, Tensor>,
+    optimizer: &BTreeMap<String, Tensor>,
+    progress: &Progress,
+    normalize: &Normalize,
+) -> Result<(), String> {
+    let mut all: HashMap<String, Tensor> = model.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    all.extend(optimizer.iter().map(|(k, v)| (format!("{OPTIM}{k}"), v.clone())));
+    let p = progress;
+    let scalars = [
+        ("epoch", p.epoch as f64),
+        ("batch", p.batch as f64),
+        ("step", p.step as f64),
+        ("best_accuracy", p.best_accuracy),
+    ];
+    for (k, v) in scalars {
+        all.insert(format!("{TRAIN}{k}"), scalar(v)?);
+    }
+    all.insert(format!("{TRAIN}sums"), Tensor::new(&p.sums, &Device::Cpu).map_err(|e| e.to_string())?);
+    for (k, v) in [("mean", normalize.mean), ("std", normalize.std)] {
+        all.insert(format!("{DATA}{k}"), Tensor::new(&v, &Device::Cpu).map_err(|e| e.to_string())?);
+    }
+    let tmp = temp_path(path);
+    let fail = |e: String| format!("cannot write checkpoint `{}`: {e}", path.display());
+    candle_core::safetensors::save(&all, &tmp).map_err(|e| fail(e.to_string()))?;
+    std::fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(|e| fail(e.to_string()))?;
+    std::fs::rename(&tmp, path).map_err(|e| fail(e.to_string()))
+}
+
+fn scalar(v: f64) -> Result<Tensor, String> {
+    Tensor::new(&[v], &Device::Cpu).map_err(|e| e.to_string())
+}
+
+fn temp_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(".tmp");
+    path.with_file_name(name)
+}
+
+/// Reads a checkpoint (or any safetensors file of weights). Errors name the
+/// file and say what is wrong with it.
+pub fn load(path: &Path, device: &Device) -> Result<Checkpoint, String> {
+    let fail = |what: String| format!("checkpoint `{}`: {what}", path.display());
+    if !path.exists() {
+        return Err(fail("no such file".to_string()));
+    }
+    let tensors = candle_core::safetensors::load(path, device)
+        .map_err(|e| fail(format!("not a readable safetensors file ({e})")))?;
+    let mut cp = Checkpoint { model: HashMap::new(), optimizer: BTreeMap::new(), progress: None, normalize: None };
+    let mut train = HashMap::new();
+    let mut data = HashMap::new();
+    for (name, t) in tensors {
+        if let Some(k) = name.strip_prefix(OPTIM) {
+            cp.optimizer.insert(k.to_string(), t);
+        } else if let Some(k) = name.strip_prefix(TRAIN) {
+            train.insert(k.to_string(), t);
+        } else if let Some(k) = name.strip_prefix(DATA) {
+            data.insert(k.to_string(), t);
+        } else {
+            cp.model.insert(name, t);
+        }
+    }
+    if let (Some(mean), Some(std)) = (data.get("mean"), data.get("std")) {
+        let three = |t: &Tensor, k: &str| -> Result<[f32; 3], String> {
+            let v = t.to_dtype(DType::F32).and_then(|t| t.to_vec1::<f32>()).map_err(|e| fail(e.to_string()))?;
+            v.try_into().map_err(|_| fail(format!("`{DATA}{k}` does not hold 3 numbers")))
+        };
+        cp.normalize = Some(Normalize { mean: three(mean, "mean")?, std: three(std, "std")? });
+    }
+    if !train.is_empty() {
+        let get = |k: &str| -> Result<Vec<f64>, String> {
+            let t = train.get(k).ok_or_else(|| fail(format!("`{TRAIN}{k}` is missing")))?;
+            t.to_dtype(DType::F64).and_then(|t| t.flatten_all()?.to_vec1::<f64>()).map_err(|e| fail(e.to_string()))
+        };
+        let one = |k: &str| -> Result<f64, String> {
+            get(k)?.first().copied().ok_or_else(|| fail(format!("`{TRAIN}{k}` is empty")))
+        };
+        let sums = get("sums")?;
+        let sums: [f64; 4] = sums.try_into().map_err(|_| fail(format!("`{TRAIN}sums` does not hold 4 numbers")))?;
+        cp.progress = Some(Progress {
+            epoch: one("epoch")? as u64,
+            batch: one("batch")? as u64,
+            step: one("step")? as u64,
+            best_accuracy: one("best_accuracy")?,
+            sums,
+        });
+    }
+    Ok(cp)
+}

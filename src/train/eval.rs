@@ -1,0 +1,143 @@
+//! Evaluation: loss, accuracy, per-class accuracy and the confusion matrix.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::sync::Arc;
+
+use candle_core::{D, Device};
+
+use super::checkpoint;
+use super::optim::cross_entropy;
+use crate::data::{self, Dataset, Normalize, Split};
+use crate::recipe::DataSource;
+use crate::runtime::{Mode, Model};
+
+#[derive(Clone, Debug)]
+pub struct Evaluation {
+    pub loss: f64,
+    pub accuracy: f64,
+    pub classes: Vec<String>,
+    /// `confusion[true][predicted]` counts.
+    pub confusion: Vec<Vec<u64>>,
+}
+
+impl Evaluation {
+    pub fn per_class_accuracy(&self) -> Vec<f64> {
+        self.confusion
+            .iter()
+            .enumerate()
+            .map(|(i, row)| row[i] as f64 / row.iter().sum::<u64>().max(1) as f64)
+            .collect()
+    }
+
+    /// Accuracy, per-class accuracy and the confusion matrix, for a terminal.
+    pub fn table(&self) -> String {
+        let n: u64 = self.confusion.iter().flatten().sum();
+        let mut out = format!("accuracy {:.2}% on {n} images, loss {:.4}\n\n", self.accuracy * 100.0, self.loss);
+        let width = self.classes.iter().map(|c| c.len()).max().unwrap_or(5).max(7);
+        let _ = write!(out, "{:>width$}  {:>8}", "class", "accuracy");
+        for i in 0..self.classes.len() {
+            let _ = write!(out, " {i:>5}");
+        }
+        out.push('\n');
+        for (i, (class, acc)) in self.classes.iter().zip(self.per_class_accuracy()).enumerate() {
+            let _ = write!(out, "{:>width$}  {:>7.2}%", format!("{i} {class}"), acc * 100.0);
+            for count in &self.confusion[i] {
+                let _ = write!(out, " {count:>5}");
+            }
+            out.push('\n');
+        }
+        out + "(rows: true class, columns: predicted class)\n"
+    }
+
+    /// The confusion matrix with per-class accuracy, as CSV.
+    pub fn csv(&self) -> String {
+        let mut out = String::from("class,accuracy");
+        for c in &self.classes {
+            let _ = write!(out, ",pred_{c}");
+        }
+        out.push('\n');
+        for ((class, acc), row) in self.classes.iter().zip(self.per_class_accuracy()).zip(&self.confusion) {
+            let _ = write!(out, "{class},{acc:.6}");
+            for v in row {
+                let _ = write!(out, ",{v}");
+            }
+            out.push('\n');
+        }
+        out
+    }
+}
+
+/// Evaluates `model` on all of `data`, in evaluation mode.
+pub fn evaluate(
+    model: &mut Model,
+    data: Arc<Dataset>,
+    batch_size: usize,
+    norm: Normalize,
+) -> candle_core::Result<Evaluation> {
+    let k = data.classes.len();
+    let mut confusion = vec![vec![0u64; k]; k];
+    let (mut loss_sum, mut seen) = (0.0, 0usize);
+    let device = model.device().clone();
+    for batch in data::batches(data.clone(), batch_size, false, &[], norm, 0, 0, device) {
+        let batch = batch?;
+        let out = model.forward(&batch.images, Mode::Eval, &[], 0)?;
+        let n = batch.indices.len();
+        loss_sum += cross_entropy(&out.logits, &batch.labels, 0.0)?.to_scalar::<f32>()? as f64 * n as f64;
+        seen += n;
+        let predicted = out.logits.argmax(D::Minus1)?.to_vec1::<u32>()?;
+        for (p, t) in predicted.iter().zip(batch.labels.to_vec1::<u32>()?) {
+            confusion[t as usize][(*p as usize).min(k - 1)] += 1;
+        }
+    }
+    let correct: u64 = (0..k).map(|i| confusion[i][i]).sum();
+    Ok(Evaluation {
+        loss: loss_sum / seen.max(1) as f64,
+        accuracy: correct as f64 / seen.max(1) as f64,
+        classes: data.classes.clone(),
+        confusion,
+    })
+}
+
+/// `netc eval`: the compiled spec with the weights of a checkpoint, on the
+/// test split of `source`. Returns the evaluation; a checkpoint that does
+/// not fit the spec is an error listing every mismatch.
+pub fn evaluate_command(
+    graph: &crate::graph::Graph,
+    weights: &Path,
+    source: &DataSource,
+    test_images: Option<usize>,
+    batch_size: usize,
+    device: &Device,
+) -> Result<Evaluation, String> {
+    let cp = checkpoint::load(weights, device)?;
+    let mut model = Model::new(graph, device, 0).map_err(|e| e.to_string())?;
+    let tensors = cp.model;
+    if let Err(mismatches) = model.load_state(&tensors, &checkpoint::NOT_MODEL) {
+        let list: Vec<String> = mismatches.iter().map(|m| format!("  {m}")).collect();
+        return Err(format!(
+            "checkpoint `{}` does not fit net `{}` ({} mismatches):\n{}",
+            weights.display(),
+            graph.name,
+            mismatches.len(),
+            list.join("\n")
+        ));
+    }
+    let norm = cp.normalize.ok_or_else(|| {
+        format!(
+            "checkpoint `{}` has no data normalisation (`data.mean`, `data.std`); was it written by netc run?",
+            weights.display()
+        )
+    })?;
+    let shape = input_shape(graph)?;
+    let data = data::load(source, Split::Test, shape, test_images, 0).map_err(|e| e.to_string())?;
+    evaluate(&mut model, Arc::new(data), batch_size, norm).map_err(|e| e.to_string())
+}
+
+/// The `[C, H, W]` input of an image net.
+pub fn input_shape(graph: &crate::graph::Graph) -> Result<[usize; 3], String> {
+    graph
+        .input_shape()
+        .try_into()
+        .map_err(|_| format!("net `{}` takes {:?}, not an image [C, H, W]", graph.name, graph.input_shape()))
+}

@@ -1,0 +1,15 @@
+//! Phase 5, train: runs, evaluation, optimisers, checkpoints.
+//!
+//! A run lives in its own directory: the compiled graph and the resolved
+//! recipe are written there first, and everything later (resume included)
+//! reads them from there, never the spec.
+
+pub mod checkpoint;
+mod eval;
+mod optim;
+mod report;
+mod run;
+
+pub use eval::{Evaluation, evaluate, evaluate_command};
+pub use optim::{Optimizer, cross_entropy, learning_rate};
+pub use run::{EpochMetrics, INTERRUPTED, RunOptions, RunOutcome, Settings, run};

@@ -1,0 +1,60 @@
+//! The run's `report.md` and its training-curve plot, rewritten after each
+//! epoch from `metrics.jsonl`.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use super::run::{read_metrics, write};
+use crate::graph::Graph;
+use crate::recipe::Recipe;
+use crate::summary::group;
+
+pub fn write_report(dir: &Path, graph: &Graph, recipe: &Recipe) -> Result<(), String> {
+    let metrics = read_metrics(dir);
+    let t = &recipe.train;
+    let mut md = format!("# {}\n\n", graph.name);
+    let _ = writeln!(
+        md,
+        "{} parameters, {} multiply-adds per image. Data: `{}`. {} epochs, batch {}, {:?} lr {} ({:?} schedule), seed {}.\n",
+        group(graph.total_params()),
+        group(graph.total_macs()),
+        String::from(recipe.data.dataset.clone()),
+        t.epochs,
+        t.batch_size,
+        t.optimizer.kind,
+        t.optimizer.lr,
+        t.schedule,
+        t.seed
+    );
+    if let Some(best) = metrics.iter().max_by(|a, b| a.test_accuracy.total_cmp(&b.test_accuracy)) {
+        let last = metrics.last().expect("non-empty");
+        let _ = writeln!(
+            md,
+            "Best test accuracy **{:.2}%** (epoch {}); after epoch {}: {:.2}%. Training speed {:.0} images/s; {:.0} s in all.\n",
+            100.0 * best.test_accuracy,
+            best.epoch,
+            last.epoch,
+            100.0 * last.test_accuracy,
+            last.images_per_second,
+            last.wall_seconds
+        );
+    }
+    md += "![training curves](training_curves.png)\n\n";
+    md += "| epoch | train loss | train acc | test loss | test acc | lr | img/s | s |\n|---|---|---|---|---|---|---|---|\n";
+    for m in &metrics {
+        let _ = writeln!(
+            md,
+            "| {} | {:.4} | {:.2}% | {:.4} | {:.2}% | {:.5} | {:.0} | {:.1} |",
+            m.epoch,
+            m.train_loss,
+            100.0 * m.train_accuracy,
+            m.test_loss,
+            100.0 * m.test_accuracy,
+            m.lr,
+            m.images_per_second,
+            m.epoch_seconds
+        );
+    }
+    md += "\nFiles: `graph.json` (the compiled net), `recipe.toml` (the recipe as run), `metrics.csv`/`metrics.jsonl`, `last.safetensors` and `best.safetensors` (weights; `netc eval` reads them).\n";
+    write(&dir.join("report.md"), &md)
+}

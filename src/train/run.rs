@@ -1,0 +1,483 @@
+//! `netc run`: train a compiled spec, with checkpoints, metrics and resume.
+
+use std::io::{IsTerminal, Write as _};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use candle_core::{D, Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+use super::checkpoint::{self, Progress};
+use super::eval::{evaluate, input_shape};
+use super::optim::{Optimizer, cross_entropy, learning_rate};
+use crate::data::{self, Dataset, Normalize, Split};
+use crate::graph::Graph;
+use crate::recipe::{DataSource, Recipe};
+use crate::runtime::{Mode, Model};
+
+/// Set by the Ctrl-C handler: the run finishes its step, writes a
+/// checkpoint and stops.
+pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// What the command line sets on top of the spec's recipe.
+#[derive(Clone, Debug, Default)]
+pub struct Settings {
+    pub profile: Option<String>,
+    pub set: Vec<(String, f64)>,
+    pub epochs: Option<u32>,
+    pub batch_size: Option<u32>,
+    pub lr: Option<f64>,
+    pub data: Option<DataSource>,
+    pub seed: Option<u64>,
+    pub train_images: Option<usize>,
+    pub test_images: Option<usize>,
+}
+
+pub struct RunOptions {
+    /// The spec to train; `None` with `resume`.
+    pub spec: Option<PathBuf>,
+    /// A run directory to continue.
+    pub resume: Option<PathBuf>,
+    pub settings: Settings,
+    /// Where the run directory goes (default `runs/<spec>-<time>`).
+    pub out: Option<PathBuf>,
+    pub device: Device,
+    pub quiet: bool,
+    /// Stop as Ctrl-C would after this many optimiser steps (for tests).
+    pub stop_after_steps: Option<u64>,
+}
+
+#[derive(Debug)]
+pub enum RunOutcome {
+    Finished { dir: PathBuf, final_accuracy: f64, best_accuracy: f64 },
+    Interrupted { dir: PathBuf },
+}
+
+/// One row of `metrics.csv` / `metrics.jsonl`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EpochMetrics {
+    pub epoch: u64,
+    pub train_loss: f64,
+    pub train_accuracy: f64,
+    pub test_loss: f64,
+    pub test_accuracy: f64,
+    pub lr: f64,
+    pub images_per_second: f64,
+    pub epoch_seconds: f64,
+    pub wall_seconds: f64,
+}
+
+const CSV_HEADER: &str =
+    "epoch,train_loss,train_accuracy,test_loss,test_accuracy,lr,images_per_second,epoch_seconds,wall_seconds";
+
+/// What a run directory holds besides checkpoints and metrics.
+#[derive(Serialize, Deserialize)]
+struct RunInfo {
+    spec: String,
+    net: String,
+    /// SHA-256 of `graph.json`.
+    graph_sha256: String,
+    params: u64,
+    macs: u64,
+    started: String,
+    netc: String,
+}
+
+pub fn run(opts: &RunOptions) -> Result<RunOutcome, String> {
+    let (dir, graph, recipe) = match (&opts.resume, &opts.spec) {
+        (Some(dir), _) => resume_dir(dir, &opts.settings)?,
+        (None, Some(spec)) => new_dir(spec, &opts.settings, opts.out.as_deref())?,
+        (None, None) => return Err("give a spec to run, or `--resume DIR`".to_string()),
+    };
+    train(&dir, &graph, &recipe, opts)
+}
+
+/// Compiles the spec with the profile and command line applied, and makes
+/// a fresh run directory holding the graph and the resolved recipe.
+fn new_dir(spec: &Path, s: &Settings, out: Option<&Path>) -> Result<(PathBuf, Graph, Recipe), String> {
+    let first = crate::compile::compile_file(spec, &s.set).map_err(|e| e.render())?;
+    let mut recipe = first.recipe.clone();
+    let profile = match &s.profile {
+        None => None,
+        Some(name) => Some(recipe.profile.get(name).cloned().ok_or_else(|| {
+            let known: Vec<&String> = recipe.profile.keys().collect();
+            format!("`{}` has no profile `{name}`; it has {known:?}", spec.display())
+        })?),
+    };
+    let mut graph = first.graph;
+    if let Some(p) = &profile {
+        // The command line's `--set` wins over the profile's.
+        let mut set: Vec<(String, f64)> = p.set.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        set.retain(|(k, _)| !s.set.iter().any(|(c, _)| c == k));
+        set.extend(s.set.iter().cloned());
+        graph = crate::compile::compile_file(spec, &set).map_err(|e| e.render())?.graph;
+        let t = &mut recipe.train;
+        t.epochs = p.epochs.unwrap_or(t.epochs);
+        t.batch_size = p.batch_size.unwrap_or(t.batch_size);
+        t.optimizer.lr = p.lr.unwrap_or(t.optimizer.lr);
+        let d = &mut recipe.data;
+        d.dataset = p.data.clone().unwrap_or(d.dataset.clone());
+        d.train_images = p.train_images.or(d.train_images);
+        d.test_images = p.test_images.or(d.test_images);
+    }
+    apply_settings(&mut recipe, s);
+    recipe.profile.clear();
+
+    let stem = spec.file_stem().map_or("run".into(), |s| s.to_string_lossy().to_string());
+    let dir = match out {
+        Some(out) => {
+            if out.exists() && out.read_dir().map_or(true, |mut d| d.next().is_some()) {
+                return Err(format!(
+                    "`{}` already exists; a run never overwrites another run's directory",
+                    out.display()
+                ));
+            }
+            out.to_path_buf()
+        }
+        None => unique_dir(&stem, s.profile.as_deref())?,
+    };
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
+    let json = crate::summary::json(&graph);
+    write(&dir.join("graph.json"), &json)?;
+    let toml = toml::to_string(&recipe).map_err(|e| format!("cannot write the recipe: {e}"))?;
+    write(&dir.join("recipe.toml"), &toml)?;
+    let info = RunInfo {
+        spec: spec.display().to_string(),
+        net: graph.name.clone(),
+        graph_sha256: sha256(json.as_bytes()),
+        params: graph.total_params(),
+        macs: graph.total_macs(),
+        started: utc_now(),
+        netc: env!("CARGO_PKG_VERSION").to_string(),
+    };
+    write(&dir.join("run.json"), &serde_json::to_string_pretty(&info).expect("serialisable"))?;
+    write(&dir.join("metrics.csv"), &format!("{CSV_HEADER}\n"))?;
+    write(&dir.join("metrics.jsonl"), "")?;
+    Ok((dir, graph, recipe))
+}
+
+/// Reads a run directory back: its graph and recipe, never the spec.
+fn resume_dir(dir: &Path, s: &Settings) -> Result<(PathBuf, Graph, Recipe), String> {
+    let read = |name: &str| {
+        std::fs::read_to_string(dir.join(name)).map_err(|e| format!("`{}`: {e}", dir.join(name).display()))
+    };
+    let graph: Graph =
+        serde_json::from_str(&read("graph.json")?).map_err(|e| format!("`{}/graph.json`: {e}", dir.display()))?;
+    let mut recipe: Recipe =
+        toml::from_str(&read("recipe.toml")?).map_err(|e| format!("`{}/recipe.toml`: {e}", dir.display()))?;
+    if !s.set.is_empty() || s.profile.is_some() || s.data.is_some() {
+        return Err("`--resume` continues a run as it was; only `--epochs` may change".to_string());
+    }
+    if let Some(epochs) = s.epochs {
+        recipe.train.epochs = epochs;
+        write(&dir.join("recipe.toml"), &toml::to_string(&recipe).expect("serialisable"))?;
+    }
+    Ok((dir.to_path_buf(), graph, recipe))
+}
+
+fn apply_settings(recipe: &mut Recipe, s: &Settings) {
+    let t = &mut recipe.train;
+    t.epochs = s.epochs.unwrap_or(t.epochs);
+    t.batch_size = s.batch_size.unwrap_or(t.batch_size);
+    t.optimizer.lr = s.lr.unwrap_or(t.optimizer.lr);
+    t.seed = s.seed.unwrap_or(t.seed);
+    let d = &mut recipe.data;
+    d.dataset = s.data.clone().unwrap_or(d.dataset.clone());
+    d.train_images = s.train_images.or(d.train_images);
+    d.test_images = s.test_images.or(d.test_images);
+}
+
+fn train(dir: &Path, graph: &Graph, recipe: &Recipe, opts: &RunOptions) -> Result<RunOutcome, String> {
+    let t = &recipe.train;
+    let shape = input_shape(graph)?;
+    let say = |line: &str| {
+        if !opts.quiet {
+            println!("{line}");
+        }
+    };
+    let load = |split, limit| data::load(&recipe.data.dataset, split, shape, limit, t.seed).map_err(|e| e.to_string());
+    let train_data = Arc::new(load(Split::Train, recipe.data.train_images)?);
+    let test_data = Arc::new(load(Split::Test, recipe.data.test_images)?);
+    check_classes(graph, &train_data)?;
+    let (mean, std) = train_data.channel_stats();
+    let norm = Normalize { mean, std };
+
+    let device = &opts.device;
+    let err = |e: candle_core::Error| e.to_string();
+    let mut model = Model::new(graph, device, t.seed).map_err(err)?;
+    let mut optimizer = Optimizer::new(&t.optimizer);
+    let last = dir.join("last.safetensors");
+    let mut progress = Progress { best_accuracy: -1.0, ..Progress::default() };
+    if last.exists() {
+        let cp = checkpoint::load(&last, device)?;
+        model.load_state(&cp.model, &checkpoint::NOT_MODEL).map_err(|m| {
+            format!(
+                "`{}` does not fit the run's graph: {}",
+                last.display(),
+                m.iter().map(|m| m.to_string()).collect::<Vec<_>>().join("; ")
+            )
+        })?;
+        progress = cp.progress.ok_or_else(|| format!("`{}` holds no training progress", last.display()))?;
+        optimizer.restore(cp.optimizer, progress.step);
+        say(&format!("resuming {} at epoch {}, batch {}", dir.display(), progress.epoch + 1, progress.batch));
+    } else {
+        say(&format!(
+            "training {} ({} parameters) on {} ({} train / {} test images); run directory {}",
+            graph.name,
+            crate::summary::group(graph.total_params()),
+            train_data.source,
+            train_data.len(),
+            test_data.len(),
+            dir.display()
+        ));
+    }
+
+    let batch_size = t.batch_size.max(1) as usize;
+    let steps_per_epoch = train_data.len().div_ceil(batch_size) as u64;
+    let show_bar = !opts.quiet && std::io::stderr().is_terminal();
+    let run_start = Instant::now();
+    let wall_before = previous_wall_seconds(dir);
+    let mut final_accuracy = 0.0;
+    for epoch in progress.epoch..t.epochs as u64 {
+        let skip = if epoch == progress.epoch { progress.batch } else { 0 };
+        let mut sums = if skip > 0 { progress.sums } else { [0.0; 4] };
+        let epoch_start = Instant::now();
+        let bar = progress_bar(show_bar, steps_per_epoch, epoch, t.epochs);
+        bar.set_position(skip);
+        let batches =
+            data::batches(train_data.clone(), batch_size, true, &t.augment, norm, t.seed, epoch, device.clone());
+        for (index, batch) in batches.enumerate().skip(skip as usize) {
+            let batch = batch.map_err(err)?;
+            let lr = learning_rate(t, t.optimizer.lr, progress.step, steps_per_epoch);
+            let dropout_seed = t.seed ^ progress.step.wrapping_mul(0x2545_F491_4F6C_DD1D);
+            let out = model.forward(&batch.images, Mode::Train, &[], dropout_seed).map_err(err)?;
+            let loss = cross_entropy(&out.logits, &batch.labels, t.label_smoothing).map_err(err)?;
+            let loss_value = loss.to_scalar::<f32>().map_err(err)? as f64;
+            if !loss_value.is_finite() {
+                bar.abandon();
+                let kept = if last.exists() {
+                    format!("the last good checkpoint, {}, is intact", last.display())
+                } else {
+                    "no checkpoint was written yet".to_string()
+                };
+                return Err(format!(
+                    "the loss became {loss_value} at epoch {}, step {}: training stopped; {kept}. Try a lower learning rate (`--lr`) or `grad_clip` in [train].",
+                    epoch + 1,
+                    progress.step + 1
+                ));
+            }
+            let grads = loss.backward().map_err(err)?;
+            let mut by_name = std::collections::BTreeMap::new();
+            for (name, var) in model.params() {
+                if let Some(g) = grads.get(var.as_tensor()) {
+                    by_name.insert(name.clone(), g.clone());
+                }
+            }
+            if let Some(limit) = t.grad_clip {
+                clip(&mut by_name, limit).map_err(err)?;
+            }
+            optimizer.step(model.params(), &by_name, lr).map_err(err)?;
+            progress.step += 1;
+            let n = batch.indices.len() as f64;
+            let correct = out
+                .logits
+                .argmax(D::Minus1)
+                .and_then(|p| p.eq(&batch.labels))
+                .and_then(|c| c.to_dtype(candle_core::DType::F32))
+                .and_then(|c| c.sum_all())
+                .and_then(|c| c.to_scalar::<f32>())
+                .map_err(err)?;
+            sums[0] += loss_value * n;
+            sums[1] += correct as f64;
+            sums[2] += n;
+            bar.inc(1);
+            let secs = sums[3] + epoch_start.elapsed().as_secs_f64();
+            bar.set_message(format!(
+                "loss {:.3} acc {:.1}% {:.0} img/s",
+                sums[0] / sums[2],
+                100.0 * sums[1] / sums[2],
+                sums[2] / secs.max(1e-9)
+            ));
+            let stop = INTERRUPTED.load(Ordering::SeqCst) || opts.stop_after_steps.is_some_and(|s| progress.step >= s);
+            if stop {
+                bar.abandon();
+                sums[3] = secs;
+                let here = Progress { epoch, batch: index as u64 + 1, sums, ..progress.clone() };
+                checkpoint::save(&last, &model.state(), optimizer.state(), &here, &norm)?;
+                say(&format!("interrupted: checkpoint written; continue with `netc run --resume {}`", dir.display()));
+                return Ok(RunOutcome::Interrupted { dir: dir.to_path_buf() });
+            }
+        }
+        bar.finish_and_clear();
+        let train_seconds = sums[3] + epoch_start.elapsed().as_secs_f64();
+        let test = evaluate(&mut model, test_data.clone(), batch_size, norm).map_err(err)?;
+        let metrics = EpochMetrics {
+            epoch: epoch + 1,
+            train_loss: sums[0] / sums[2].max(1.0),
+            train_accuracy: sums[1] / sums[2].max(1.0),
+            test_loss: test.loss,
+            test_accuracy: test.accuracy,
+            lr: learning_rate(t, t.optimizer.lr, progress.step.saturating_sub(1), steps_per_epoch),
+            images_per_second: sums[2] / train_seconds.max(1e-9),
+            epoch_seconds: train_seconds,
+            wall_seconds: wall_before + run_start.elapsed().as_secs_f64(),
+        };
+        say(&format!(
+            "epoch {:>3}/{}  loss {:.4}  acc {:5.1}%  test loss {:.4}  test acc {:5.1}%  lr {:.4}  {:.0} img/s  {:.1}s",
+            metrics.epoch,
+            t.epochs,
+            metrics.train_loss,
+            100.0 * metrics.train_accuracy,
+            metrics.test_loss,
+            100.0 * metrics.test_accuracy,
+            metrics.lr,
+            metrics.images_per_second,
+            metrics.epoch_seconds
+        ));
+        append_metrics(dir, &metrics)?;
+        final_accuracy = test.accuracy;
+        let best = test.accuracy > progress.best_accuracy;
+        if best {
+            progress.best_accuracy = test.accuracy;
+        }
+        let done = Progress { epoch: epoch + 1, batch: 0, sums: [0.0; 4], ..progress.clone() };
+        checkpoint::save(&last, &model.state(), optimizer.state(), &done, &norm)?;
+        if best {
+            let empty = std::collections::BTreeMap::new();
+            checkpoint::save(&dir.join("best.safetensors"), &model.state(), &empty, &done, &norm)?;
+        }
+        progress = done;
+        super::report::write_report(dir, graph, recipe)?;
+    }
+    Ok(RunOutcome::Finished { dir: dir.to_path_buf(), final_accuracy, best_accuracy: progress.best_accuracy })
+}
+
+/// The net's output must have one logit per class of the data.
+fn check_classes(graph: &Graph, data: &Dataset) -> Result<(), String> {
+    let outputs = graph.nodes[graph.output].shape.iter().product::<usize>();
+    if outputs != data.classes.len() {
+        return Err(format!(
+            "net `{}` has {outputs} outputs, but {} has {} classes; set the net's class count (e.g. `--set classes={}`)",
+            graph.name,
+            data.source,
+            data.classes.len(),
+            data.classes.len()
+        ));
+    }
+    Ok(())
+}
+
+/// Scales all gradients so that their global L2 norm is at most `limit`.
+fn clip(grads: &mut std::collections::BTreeMap<String, Tensor>, limit: f64) -> candle_core::Result<()> {
+    let mut total = 0.0;
+    for g in grads.values() {
+        total += g.sqr()?.sum_all()?.to_scalar::<f32>()? as f64;
+    }
+    let norm = total.sqrt();
+    if norm > limit {
+        for g in grads.values_mut() {
+            *g = g.affine(limit / norm, 0.0)?;
+        }
+    }
+    Ok(())
+}
+
+fn progress_bar(show: bool, len: u64, epoch: u64, epochs: u32) -> indicatif::ProgressBar {
+    if !show {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(len);
+    let style = indicatif::ProgressStyle::with_template(&format!(
+        "epoch {}/{epochs} [{{bar:30}}] {{pos}}/{{len}} {{msg}} eta {{eta}}",
+        epoch + 1
+    ))
+    .expect("a valid template")
+    .progress_chars("=> ");
+    bar.set_style(style);
+    bar
+}
+
+fn append_metrics(dir: &Path, m: &EpochMetrics) -> Result<(), String> {
+    let csv = format!(
+        "{},{:.6},{:.6},{:.6},{:.6},{:.6},{:.2},{:.3},{:.3}\n",
+        m.epoch,
+        m.train_loss,
+        m.train_accuracy,
+        m.test_loss,
+        m.test_accuracy,
+        m.lr,
+        m.images_per_second,
+        m.epoch_seconds,
+        m.wall_seconds
+    );
+    append(&dir.join("metrics.csv"), &csv)?;
+    append(&dir.join("metrics.jsonl"), &(serde_json::to_string(m).expect("serialisable") + "\n"))
+}
+
+/// The metrics so far, from `metrics.jsonl`.
+pub fn read_metrics(dir: &Path) -> Vec<EpochMetrics> {
+    let text = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap_or_default();
+    text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
+}
+
+fn previous_wall_seconds(dir: &Path) -> f64 {
+    read_metrics(dir).last().map_or(0.0, |m| m.wall_seconds)
+}
+
+fn append(path: &Path, text: &str) -> Result<(), String> {
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+        .map_err(|e| format!("cannot write `{}`: {e}", path.display()))?;
+    f.write_all(text.as_bytes()).map_err(|e| format!("cannot write `{}`: {e}", path.display()))
+}
+
+/// Writes a file atomically (temporary file + rename).
+pub(super) fn write(path: &Path, text: &str) -> Result<(), String> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text)
+        .and_then(|_| std::fs::rename(&tmp, path))
+        .map_err(|e| format!("cannot write `{}`: {e}", path.display()))
+}
+
+/// `runs/<stem>[-<profile>]-<UTC time>`, with `-2`, `-3`, ... if taken.
+fn unique_dir(stem: &str, profile: Option<&str>) -> Result<PathBuf, String> {
+    let stamp = utc_now().replace([':', '-'], "").replace('T', "-");
+    let base = match profile {
+        Some(p) => format!("{stem}-{p}-{stamp}"),
+        None => format!("{stem}-{stamp}"),
+    };
+    let root = PathBuf::from("runs");
+    let mut dir = root.join(&base);
+    let mut n = 2;
+    while dir.exists() {
+        dir = root.join(format!("{base}-{n}"));
+        n += 1;
+    }
+    Ok(dir)
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The current UTC time as `YYYY-MM-DDTHH:MM:SSZ`, without a date crate.
+fn utc_now() -> String {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()) as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
