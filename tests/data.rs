@@ -487,6 +487,27 @@ fn folder_tar_gz_errors_name_the_archive_and_entry() {
     assert!(err.to_string().contains("no .png, .jpg or .jpeg images under train/<class>/"), "{err}");
 }
 
+#[test]
+fn folder_limit_decodes_only_the_chosen_images() {
+    let tmp = TempDir::new("tar-limit");
+    let path = tmp.0.join("limit.tar.gz");
+    // Classes take turns, so a limit of 2 takes one image of `a` and one of
+    // `b`; the broken image of `c` is never decoded.
+    let files = [
+        ("train/a/0.png".to_string(), png(8, 8, 1)),
+        ("train/a/1.png".to_string(), png(8, 8, 2)),
+        ("train/b/0.png".to_string(), png(8, 8, 3)),
+        ("train/c/0.jpg".to_string(), b"\xff\xd8\xff\xe0 garbage".to_vec()),
+    ];
+    write_tar_gz(&path, "", &files);
+    let src = DataSource::Folder(path.display().to_string());
+    let d = data::load(&src, Split::Train, [3, 8, 8], Some(2), 0).unwrap();
+    assert_eq!(d.classes, ["a", "b", "c"]);
+    assert_eq!(d.labels, [0, 1]);
+    assert_eq!(d.image(1)[128], 3);
+    assert!(data::load(&src, Split::Train, [3, 8, 8], None, 0).is_err());
+}
+
 // ---------------------------------------------------------------- the shared real CIFAR-10
 
 /// `shared/data/cifar10-jpg.tar.gz` next to the repository (or a worktree's
