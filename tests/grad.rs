@@ -6,7 +6,7 @@
 //! no max-pool tie is crossed: max pool inputs are distinct values far apart.
 
 use candle_core::{DType, Device, Result, Tensor, Var};
-use netc::runtime::ops::{avg_pool2d, max_pool2d, upsample_bilinear2d, upsample_nearest2d};
+use netc::runtime::ops::{avg_pool2d, conv2d, max_pool2d, upsample_bilinear2d, upsample_nearest2d};
 
 const EPS: f64 = 1e-6;
 const TOL: f64 = 1e-6;
@@ -256,6 +256,33 @@ fn large_tensors_match_plane_by_plane() -> Result<()> {
             assert_eq!(flat(&y.narrow(1, c, 1)?)?, flat(&yc)?, "{what}: forward, channel {c}");
             assert_eq!(flat(&grad.narrow(1, c, 1)?)?, flat(&gc)?, "{what}: backward, channel {c}");
         }
+    }
+    Ok(())
+}
+
+/// The convolution is linear in its input and in its weight: check both
+/// gradients, with stride, padding, dilation and groups.
+#[test]
+fn conv2d_gradients() -> Result<()> {
+    let mut rng = Rng(0xC0417);
+    let dev = &Device::Cpu;
+    // (N, C, H, W), (Cout, k), stride, padding, dilation, groups
+    let cases = [
+        ([2, 3, 7, 6], (4, 3), 1, 1, 1, 1),
+        ([1, 4, 9, 9], (6, 3), 2, 1, 1, 2),
+        ([2, 2, 8, 7], (3, 3), 1, 2, 2, 1),
+        ([1, 3, 5, 5], (2, 1), 1, 0, 1, 1),
+        ([1, 4, 6, 6], (4, 2), 2, 0, 1, 4),
+    ];
+    for (dims, (cout, k), stride, padding, dilation, groups) in cases {
+        let what = format!("conv2d {dims:?} -> {cout} k{k} s{stride} p{padding} d{dilation} g{groups}");
+        let wdims = [cout, dims[1] / groups, k, k];
+        let w = Tensor::from_vec(rng.uniforms(wdims.iter().product()), &wdims, dev)?;
+        let by_input: Op = Box::new(move |x| conv2d(x, &w, stride, padding, dilation, groups));
+        check(&format!("{what}, input"), dims, rng.uniforms(dims.iter().product()), &by_input, &mut rng)?;
+        let x = Tensor::from_vec(rng.uniforms(dims.iter().product()), &dims, dev)?;
+        let by_weight: Op = Box::new(move |w| conv2d(&x, w, stride, padding, dilation, groups));
+        check(&format!("{what}, weight"), wdims, rng.uniforms(wdims.iter().product()), &by_weight, &mut rng)?;
     }
     Ok(())
 }

@@ -183,7 +183,7 @@ impl Model {
             let y = match &node.op {
                 Op::Input => x.clone(),
                 Op::Conv { stride, padding, dilation, groups, bias, .. } => {
-                    let y = input(0).conv2d(param("weight")?, *padding, *stride, *dilation, *groups)?;
+                    let y = ops::conv2d(input(0), param("weight")?, *stride, *padding, *dilation, *groups)?;
                     if *bias { y.broadcast_add(&param("bias")?.reshape((1, (), 1, 1))?)? } else { y }
                 }
                 Op::BatchNorm { eps, momentum } => {

@@ -8,9 +8,11 @@
 //!
 //! [`CustomOp1`]: candle_core::CustomOp1
 
+mod conv;
 mod pool;
 mod upsample;
 
+pub use conv::conv2d;
 pub use pool::{avg_pool2d, max_pool2d};
 pub use upsample::{upsample_bilinear2d, upsample_nearest2d};
 
