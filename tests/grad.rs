@@ -6,7 +6,7 @@
 //! no max-pool tie is crossed: max pool inputs are distinct values far apart.
 
 use candle_core::{DType, Device, Result, Tensor, Var};
-use netc::runtime::ops::{avg_pool2d, conv2d, max_pool2d, upsample_bilinear2d, upsample_nearest2d};
+use netc::runtime::ops::{avg_pool2d, batch_norm_train, conv2d, max_pool2d, upsample_bilinear2d, upsample_nearest2d};
 
 const EPS: f64 = 1e-6;
 const TOL: f64 = 1e-6;
@@ -283,6 +283,30 @@ fn conv2d_gradients() -> Result<()> {
         let x = Tensor::from_vec(rng.uniforms(dims.iter().product()), &dims, dev)?;
         let by_weight: Op = Box::new(move |w| conv2d(&x, w, stride, padding, dilation, groups));
         check(&format!("{what}, weight"), wdims, rng.uniforms(wdims.iter().product()), &by_weight, &mut rng)?;
+    }
+    Ok(())
+}
+
+/// Batch norm in training mode is not piecewise linear, so its finite
+/// differences carry an O(eps^2) error; inputs are of order 1, which keeps
+/// it far below the tolerance.
+#[test]
+fn batch_norm_gradients() -> Result<()> {
+    let mut rng = Rng(0xB17);
+    let dev = &Device::Cpu;
+    for dims in [[4, 3, 5, 5], [2, 5, 3, 4], [8, 2, 1, 1]] {
+        let c = dims[1];
+        let weight = Tensor::from_vec(rng.uniforms(c), c, dev)?;
+        let bias = Tensor::from_vec(rng.uniforms(c), c, dev)?;
+        let (w, b) = (weight.clone(), bias.clone());
+        let by_input: Op = Box::new(move |x| Ok(batch_norm_train(x, &w, &b, 1e-5)?.0));
+        check(&format!("batch norm {dims:?}, input"), dims, rng.uniforms(dims.iter().product()), &by_input, &mut rng)?;
+        let x = Tensor::from_vec(rng.uniforms(dims.iter().product()), &dims, dev)?;
+        let (x2, b) = (x.clone(), bias.clone());
+        let by_weight: Op = Box::new(move |w| Ok(batch_norm_train(&x2, &w.flatten_all()?, &b, 1e-5)?.0));
+        check(&format!("batch norm {dims:?}, weight"), [c, 1, 1, 1], rng.uniforms(c), &by_weight, &mut rng)?;
+        let by_bias: Op = Box::new(move |b| Ok(batch_norm_train(&x, &weight, &b.flatten_all()?, 1e-5)?.0));
+        check(&format!("batch norm {dims:?}, bias"), [c, 1, 1, 1], rng.uniforms(c), &by_bias, &mut rng)?;
     }
     Ok(())
 }

@@ -249,25 +249,35 @@ fn batch_norm(
     let (mean_key, var_key) = (format!("{name}.running_mean"), format!("{name}.running_var"));
     // Statistics over every axis but channels: [N, C] or [N, C, H, W].
     let stat_shape: Vec<usize> = x.dims().iter().enumerate().map(|(i, d)| if i == 1 { *d } else { 1 }).collect();
-    let reduce = |t: &Tensor| -> Result<Tensor> {
-        let mut t = t.mean_keepdim(0)?;
-        for axis in 2..t.rank() {
-            t = t.mean_keepdim(axis)?;
-        }
-        Ok(t)
+    let count = (x.elem_count() / x.dims()[1]) as f64;
+    let update = |buffers: &mut BTreeMap<String, Tensor>, mean: Tensor, var: Tensor| -> Result<()> {
+        // The running variance is unbiased, as PyTorch's.
+        let unbiased = var.affine(count / (count - 1.0).max(1.0), 0.0)?;
+        let running_mean = buffers[&mean_key].affine(1.0 - momentum, 0.0)?.add(&mean.affine(momentum, 0.0)?)?;
+        let running_var = buffers[&var_key].affine(1.0 - momentum, 0.0)?.add(&unbiased.affine(momentum, 0.0)?)?;
+        buffers.insert(mean_key.clone(), running_mean);
+        buffers.insert(var_key.clone(), running_var);
+        Ok(())
     };
     let (mean, var) = match mode {
+        Mode::Train if x.rank() == 4 && x.device().is_cpu() => {
+            let (y, mean, var) = ops::batch_norm_train(x, weight, bias, eps)?;
+            let c = mean.len();
+            let as_tensor = |v: Vec<f64>| Tensor::from_vec(v, c, x.device())?.to_dtype(DType::F32);
+            update(buffers, as_tensor(mean)?, as_tensor(var)?)?;
+            return Ok(y);
+        }
         Mode::Train => {
+            let reduce = |t: &Tensor| -> Result<Tensor> {
+                let mut t = t.mean_keepdim(0)?;
+                for axis in 2..t.rank() {
+                    t = t.mean_keepdim(axis)?;
+                }
+                Ok(t)
+            };
             let mean = reduce(x)?;
             let var = reduce(&x.broadcast_sub(&mean)?.sqr()?)?;
-            let count = (x.elem_count() / x.dims()[1]) as f64;
-            let unbiased = var.affine(count / (count - 1.0).max(1.0), 0.0)?.flatten_all()?.detach();
-            let m = momentum;
-            let running_mean =
-                buffers[&mean_key].affine(1.0 - m, 0.0)?.add(&mean.flatten_all()?.detach().affine(m, 0.0)?)?;
-            let running_var = buffers[&var_key].affine(1.0 - m, 0.0)?.add(&unbiased.affine(m, 0.0)?)?;
-            buffers.insert(mean_key, running_mean);
-            buffers.insert(var_key, running_var);
+            update(buffers, mean.flatten_all()?.detach(), var.flatten_all()?.detach())?;
             (mean, var)
         }
         Mode::Eval => {

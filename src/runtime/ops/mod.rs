@@ -9,10 +9,12 @@
 //! [`CustomOp1`]: candle_core::CustomOp1
 
 mod conv;
+mod norm;
 mod pool;
 mod upsample;
 
 pub use conv::conv2d;
+pub use norm::batch_norm_train;
 pub use pool::{avg_pool2d, max_pool2d};
 pub use upsample::{upsample_bilinear2d, upsample_nearest2d};
 
@@ -45,6 +47,8 @@ pub(crate) trait Real:
     fn to_usize(self) -> usize;
     fn is_nan(self) -> bool;
     fn wrap(v: Vec<Self>) -> CpuStorage;
+    fn to_f64(self) -> f64;
+    fn from_f64(v: f64) -> Self;
 }
 
 macro_rules! impl_real {
@@ -68,6 +72,12 @@ macro_rules! impl_real {
             }
             fn wrap(v: Vec<Self>) -> CpuStorage {
                 CpuStorage::$variant(v)
+            }
+            fn to_f64(self) -> f64 {
+                self as f64
+            }
+            fn from_f64(v: f64) -> Self {
+                v as $t
             }
         }
     };
@@ -146,7 +156,7 @@ fn dims4(op: &str, l: &Layout) -> Result<[usize; 4]> {
 
 /// The data of a 4-d tensor in row-major order: borrowed if the layout is
 /// contiguous, gathered otherwise.
-fn contiguous<'a, T: Copy>(data: &'a [T], l: &Layout) -> Cow<'a, [T]> {
+pub(crate) fn contiguous<'a, T: Copy>(data: &'a [T], l: &Layout) -> Cow<'a, [T]> {
     if let Some((start, end)) = l.contiguous_offsets() {
         return Cow::Borrowed(&data[start..end]);
     }
