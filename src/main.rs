@@ -72,13 +72,16 @@ enum Command {
         /// A checkpoint (`best.safetensors` or `last.safetensors` of a run).
         #[arg(long, value_name = "CKPT")]
         weights: PathBuf,
+        /// The profile the weights were trained with, e.g. `quick`.
+        #[arg(long)]
+        profile: Option<String>,
         /// Override a net parameter, as the run did (e.g. `--set width=0.25`).
         #[arg(long = "set", value_name = "NAME=VALUE", value_parser = parse_set)]
         set: Vec<(String, f64)>,
-        /// Data source (default: the spec's `[data]`).
+        /// Data source (default: the spec's, or its profile's).
         #[arg(long, value_parser = parse_data)]
         data: Option<DataSource>,
-        /// Use only the first N test images.
+        /// Use only N test images.
         #[arg(long, value_name = "N")]
         test_images: Option<usize>,
         #[arg(long, default_value_t = 256)]
@@ -208,21 +211,18 @@ fn main() -> ExitCode {
                 Err(e) => fail(&e),
             }
         }
-        Command::Eval { spec, weights, set, data, test_images, batch_size, csv, device } => {
+        Command::Eval { spec, weights, profile, set, data, test_images, batch_size, csv, device } => {
             let device = match netc::runtime::parse_device(&device) {
                 Ok(d) => d,
                 Err(e) => return fail(&e),
             };
-            let compiled = match netc::compile::compile_file(&spec, &set) {
-                Ok(c) => c,
-                Err(e) => {
-                    eprint!("{e}");
-                    return ExitCode::from(1);
-                }
+            let settings = netc::train::Settings { profile, set, data, test_images, ..Default::default() };
+            let (graph, recipe) = match netc::train::resolve(&spec, &settings) {
+                Ok(r) => r,
+                Err(e) => return fail(&e),
             };
-            let source = data.unwrap_or(compiled.recipe.data.dataset.clone());
-            let limit = test_images.or(compiled.recipe.data.test_images);
-            match netc::train::evaluate_command(&compiled.graph, &weights, &source, limit, batch_size, &device) {
+            let (source, limit) = (recipe.data.dataset, recipe.data.test_images);
+            match netc::train::evaluate_command(&graph, &weights, &source, limit, batch_size, &device) {
                 Ok(e) => {
                     print!("{}", e.table());
                     if let Some(path) = csv {
@@ -255,7 +255,13 @@ fn main() -> ExitCode {
     }
 }
 
+/// Prints an error and gives exit code 1. Compiler diagnostics arrive
+/// rendered (with their own `error[...]` lines); other errors get a prefix.
 fn fail(message: &str) -> ExitCode {
-    eprintln!("error: {message}");
+    if message.starts_with("error[") {
+        eprint!("{message}");
+    } else {
+        eprintln!("error: {message}");
+    }
     ExitCode::from(1)
 }

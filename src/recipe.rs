@@ -216,6 +216,8 @@ pub enum HeatmapScale {
 pub struct Profile {
     pub epochs: Option<u32>,
     pub batch_size: Option<u32>,
+    /// Replaces the whole optimizer table.
+    pub optimizer: Option<Optimizer>,
     pub lr: Option<f64>,
     /// Net parameters, as `--set` would give them.
     pub set: BTreeMap<String, f64>,

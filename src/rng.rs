@@ -1,56 +1,74 @@
-//! A small seeded random generator (splitmix64). Everything random in netc
-//! (initialisation, data order, augmentation, dropout) draws from one of
-//! these, seeded from the run's seed and a purpose, so runs reproduce and
-//! a resumed run draws what an uninterrupted one would.
+//! The one seeded generator (splitmix64): fast, reproducible, good enough
+//! for initialisation, shuffling, augmentation, dropout and drawing
+//! synthetic images. Every use seeds its own generator with [`mix`] of the
+//! run's seed, a position (epoch, image, step) and a stream tag, so a
+//! number never depends on how many were drawn before it.
 
-#[derive(Clone, Debug)]
-pub struct Rng(u64);
+/// Stream tags, so that different uses of one seed do not share numbers.
+pub(crate) const TAG_SUBSET: u64 = 0x5b5e_7000;
+pub(crate) const TAG_ORDER: u64 = 0x0bde_7000;
+pub(crate) const TAG_AUGMENT: u64 = 0xa065_7000;
+pub(crate) const TAG_SYNTHETIC: u64 = 0x5e7_7000;
+pub(crate) const TAG_INIT: u64 = 0x1417_7000;
+pub(crate) const TAG_DROPOUT: u64 = 0xd809_7000;
+
+fn splitmix(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// Hashes a sequence of keys into one seed (order matters).
+pub(crate) fn mix(keys: &[u64]) -> u64 {
+    keys.iter().fold(0x243f_6a88_85a3_08d3, |h, &k| splitmix(h ^ k))
+}
+
+pub(crate) struct Rng(u64);
 
 impl Rng {
-    pub fn new(seed: u64) -> Self {
-        Rng(seed)
+    pub(crate) fn new(seed: u64) -> Self {
+        Rng(splitmix(seed))
     }
 
-    /// A generator for one purpose (`stream`) under one seed; different
-    /// streams are independent.
-    pub fn stream(seed: u64, stream: &[u64]) -> Self {
-        let mut s = Rng(seed);
-        for v in stream {
-            s.0 ^= v.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-            s.next_u64();
-        }
-        s
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    pub(crate) fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         z ^ (z >> 31)
     }
 
-    /// Uniform in [0, 1).
-    pub fn uniform(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    /// A number in 0..n (n > 0).
+    pub(crate) fn below(&mut self, n: usize) -> usize {
+        ((self.next_u64() as u128 * n as u128) >> 64) as usize
     }
 
-    /// Uniform in 0..n.
-    pub fn below(&mut self, n: usize) -> usize {
-        (self.uniform() * n as f64) as usize % n.max(1)
+    /// A number in [0, 1).
+    pub(crate) fn unit(&mut self) -> f32 {
+        (self.next_u64() >> 40) as f32 * (1.0 / (1u64 << 24) as f32)
     }
 
-    /// Standard normal (Box-Muller).
-    pub fn normal(&mut self) -> f64 {
+    /// A number in [0, 1), with double precision.
+    pub(crate) fn uniform(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+    }
+
+    /// A standard normal number (Box-Muller).
+    pub(crate) fn normal(&mut self) -> f64 {
         let u = 1.0 - self.uniform();
-        let v = self.uniform();
-        (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
+        (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * self.uniform()).cos()
     }
 
-    /// Fisher-Yates shuffle.
-    pub fn shuffle<T>(&mut self, items: &mut [T]) {
+    /// A number in [lo, hi).
+    pub(crate) fn range(&mut self, lo: f32, hi: f32) -> f32 {
+        lo + (hi - lo) * self.unit()
+    }
+
+    pub(crate) fn shuffle<T>(&mut self, items: &mut [T]) {
         for i in (1..items.len()).rev() {
-            items.swap(i, self.below(i + 1));
+            let j = self.below(i + 1);
+            items.swap(i, j);
         }
     }
 }

@@ -58,3 +58,49 @@ fn a_missing_spec_is_named() {
     assert_eq!(code, 1);
     assert!(err.contains("cannot read `specs/nope.net`"), "{err}");
 }
+
+#[test]
+fn run_then_eval_on_the_best_checkpoint() {
+    let dir = std::env::temp_dir().join(format!("netc-cli-run-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = dir.to_str().expect("utf-8");
+    let (code, _, err) = netc(&[
+        "run",
+        "tests/fixtures/small_cnn.net",
+        "--epochs",
+        "1",
+        "--train-images",
+        "128",
+        "--test-images",
+        "64",
+        "--out",
+        out,
+        "--quiet",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    for file in ["graph.json", "recipe.toml", "metrics.csv", "best.safetensors", "training_curves.png", "report.md"] {
+        assert!(dir.join(file).exists(), "the run left no {file}");
+    }
+    let (code, _, err) = netc(&["run", "tests/fixtures/small_cnn.net", "--epochs", "1", "--out", out, "--quiet"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("never overwrites"), "{err}");
+
+    let weights = dir.join("best.safetensors");
+    let csv = dir.join("confusion.csv");
+    let args = ["eval", "tests/fixtures/small_cnn.net", "--weights", weights.to_str().unwrap(), "--test-images", "64"];
+    let (code, stdout, err) = netc(&[&args[..], &["--csv", csv.to_str().unwrap()]].concat());
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        stdout.contains("on 64 images") && stdout.contains("(rows: true class, columns: predicted class)"),
+        "{stdout}"
+    );
+    assert_eq!(std::fs::read_to_string(&csv).unwrap().lines().count(), 11, "a header and ten classes");
+
+    let (code, _, err) = netc(&[&args[..], &["--set", "width=2"]].concat());
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("does not fit net `small_cnn`")
+            && err.contains("`s1.conv_bn.conv.weight` is [16, 3, 3, 3] in the weights but [32, 3, 3, 3] in the spec"),
+        "{err}"
+    );
+}

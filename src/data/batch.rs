@@ -8,8 +8,8 @@ use std::thread::JoinHandle;
 use candle_core::{Device, Error, Result, Tensor};
 
 use super::Dataset;
-use super::rng::{Rng, TAG_AUGMENT, TAG_ORDER, mix};
 use crate::recipe::Augment;
+use crate::rng::{Rng, TAG_AUGMENT, TAG_ORDER, mix};
 
 /// Per-channel normalisation, in [0, 1] pixel units: `(x - mean) / std`.
 /// A one-channel data set uses the first slot.

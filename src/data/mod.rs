@@ -5,13 +5,12 @@
 //! shuffled and augmented f32 tensors, prepared on a background thread.
 //!
 //! Everything random is derived from explicit seeds with a small
-//! splitmix64 generator ([`rng`]), so a (seed, epoch) pair always gives the
+//! splitmix64 generator ([`crate::rng`]), so a (seed, epoch) pair always gives the
 //! same order and the same augmentation of each image.
 
 mod batch;
 mod cifar;
 mod folder;
-mod rng;
 mod synthetic;
 
 use std::fmt;
@@ -189,7 +188,7 @@ pub(crate) fn balanced_subset(labels: &[u32], n: usize, seed: u64) -> Vec<usize>
     for (i, &l) in labels.iter().enumerate() {
         by_class[l as usize].push(i);
     }
-    let mut rng = rng::Rng::new(rng::mix(&[seed, rng::TAG_SUBSET]));
+    let mut rng = crate::rng::Rng::new(crate::rng::mix(&[seed, crate::rng::TAG_SUBSET]));
     for list in &mut by_class {
         rng.shuffle(list);
     }

@@ -5,8 +5,8 @@
 
 use std::convert::Infallible;
 
-use super::rng::{Rng, TAG_SYNTHETIC, mix};
 use super::{DataError, Dataset, Split, par_each};
+use crate::rng::{Rng, TAG_SYNTHETIC, mix};
 
 /// The class names, in label order.
 pub const CLASSES: [&str; 10] =

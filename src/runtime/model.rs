@@ -6,7 +6,7 @@ use candle_core::{D, DType, Device, Result, Tensor, Var};
 
 use super::ops;
 use crate::graph::{Graph, Init, Op, UpsampleMode};
-use crate::rng::Rng;
+use crate::rng::{Rng, TAG_DROPOUT, TAG_INIT, mix};
 
 /// Training mode uses batch statistics and dropout; evaluation uses the
 /// running statistics and no dropout.
@@ -73,7 +73,7 @@ impl Model {
     pub fn new(graph: &Graph, device: &Device, seed: u64) -> Result<Model> {
         let mut params = BTreeMap::new();
         let mut buffers = BTreeMap::new();
-        let mut rng = Rng::stream(seed, &[0x1417]);
+        let mut rng = Rng::new(mix(&[seed, TAG_INIT]));
         for node in &graph.nodes {
             for p in &node.params {
                 let n: usize = p.shape.iter().product();
@@ -170,7 +170,7 @@ impl Model {
     /// masks from `dropout_seed`.
     pub fn forward(&mut self, x: &Tensor, mode: Mode, probes: &[&str], dropout_seed: u64) -> Result<Output> {
         let mut values: Vec<Tensor> = Vec::with_capacity(self.graph.nodes.len());
-        let mut dropout_rng = Rng::stream(dropout_seed, &[0xD809]);
+        let mut dropout_rng = Rng::new(mix(&[dropout_seed, TAG_DROPOUT]));
         for node in &self.graph.nodes {
             let input = |i: usize| &values[node.inputs[i]];
             let param = |role: &str| -> Result<&Tensor> {

@@ -12,4 +12,4 @@ mod run;
 
 pub use eval::{Evaluation, evaluate, evaluate_command};
 pub use optim::{Optimizer, cross_entropy, learning_rate};
-pub use run::{EpochMetrics, INTERRUPTED, RunOptions, RunOutcome, Settings, run};
+pub use run::{EpochMetrics, INTERRUPTED, RunOptions, RunOutcome, Settings, resolve, run};

@@ -4,7 +4,8 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use super::run::{read_metrics, write};
+use super::run::{EpochMetrics, read_metrics, write};
+use crate::figure::{self, Panel, Series, save_png};
 use crate::graph::Graph;
 use crate::recipe::Recipe;
 use crate::summary::group;
@@ -39,6 +40,7 @@ pub fn write_report(dir: &Path, graph: &Graph, recipe: &Recipe) -> Result<(), St
             last.wall_seconds
         );
     }
+    plot(dir, &metrics)?;
     md += "![training curves](training_curves.png)\n\n";
     md += "| epoch | train loss | train acc | test loss | test acc | lr | img/s | s |\n|---|---|---|---|---|---|---|---|\n";
     for m in &metrics {
@@ -57,4 +59,24 @@ pub fn write_report(dir: &Path, graph: &Graph, recipe: &Recipe) -> Result<(), St
     }
     md += "\nFiles: `graph.json` (the compiled net), `recipe.toml` (the recipe as run), `metrics.csv`/`metrics.jsonl`, `last.safetensors` and `best.safetensors` (weights; `netc eval` reads them).\n";
     write(&dir.join("report.md"), &md)
+}
+
+/// Loss and accuracy per epoch, train and test, as `training_curves.png`.
+fn plot(dir: &Path, metrics: &[EpochMetrics]) -> Result<(), String> {
+    let series = |label: &str, f: fn(&EpochMetrics) -> f64| Series {
+        label: label.to_string(),
+        points: metrics.iter().map(|m| (m.epoch as f64, f(m))).collect(),
+    };
+    let panel = |title: &str, y: &str, train: fn(&EpochMetrics) -> f64, test: fn(&EpochMetrics) -> f64| Panel {
+        title: title.to_string(),
+        x_label: "epoch".to_string(),
+        y_label: y.to_string(),
+        series: vec![series("train", train), series("test", test)],
+    };
+    let panels = [
+        panel("Loss", "cross-entropy", |m| m.train_loss, |m| m.test_loss),
+        panel("Accuracy", "accuracy", |m| m.train_accuracy, |m| m.test_accuracy),
+    ];
+    let path = dir.join("training_curves.png");
+    save_png(&figure::plot(&panels, 640, 480), &path).map_err(|e| format!("cannot write `{}`: {e}", path.display()))
 }

@@ -96,19 +96,18 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome, String> {
 
 /// Compiles the spec with the profile and command line applied, and makes
 /// a fresh run directory holding the graph and the resolved recipe.
-fn new_dir(spec: &Path, s: &Settings, out: Option<&Path>) -> Result<(PathBuf, Graph, Recipe), String> {
+/// Compiles `spec` with a profile and the command line applied: the graph
+/// and the recipe as they will run (the command line wins over the profile,
+/// the profile over the spec's recipe).
+pub fn resolve(spec: &Path, s: &Settings) -> Result<(Graph, Recipe), String> {
     let first = crate::compile::compile_file(spec, &s.set).map_err(|e| e.render())?;
     let mut recipe = first.recipe.clone();
-    let profile = match &s.profile {
-        None => None,
-        Some(name) => Some(recipe.profile.get(name).cloned().ok_or_else(|| {
+    let mut graph = first.graph;
+    if let Some(name) = &s.profile {
+        let p = recipe.profile.get(name).cloned().ok_or_else(|| {
             let known: Vec<&String> = recipe.profile.keys().collect();
             format!("`{}` has no profile `{name}`; it has {known:?}", spec.display())
-        })?),
-    };
-    let mut graph = first.graph;
-    if let Some(p) = &profile {
-        // The command line's `--set` wins over the profile's.
+        })?;
         let mut set: Vec<(String, f64)> = p.set.iter().map(|(k, v)| (k.clone(), *v)).collect();
         set.retain(|(k, _)| !s.set.iter().any(|(c, _)| c == k));
         set.extend(s.set.iter().cloned());
@@ -116,6 +115,7 @@ fn new_dir(spec: &Path, s: &Settings, out: Option<&Path>) -> Result<(PathBuf, Gr
         let t = &mut recipe.train;
         t.epochs = p.epochs.unwrap_or(t.epochs);
         t.batch_size = p.batch_size.unwrap_or(t.batch_size);
+        t.optimizer = p.optimizer.clone().unwrap_or(t.optimizer.clone());
         t.optimizer.lr = p.lr.unwrap_or(t.optimizer.lr);
         let d = &mut recipe.data;
         d.dataset = p.data.clone().unwrap_or(d.dataset.clone());
@@ -124,7 +124,11 @@ fn new_dir(spec: &Path, s: &Settings, out: Option<&Path>) -> Result<(PathBuf, Gr
     }
     apply_settings(&mut recipe, s);
     recipe.profile.clear();
+    Ok((graph, recipe))
+}
 
+fn new_dir(spec: &Path, s: &Settings, out: Option<&Path>) -> Result<(PathBuf, Graph, Recipe), String> {
+    let (graph, recipe) = resolve(spec, s)?;
     let stem = spec.file_stem().map_or("run".into(), |s| s.to_string_lossy().to_string());
     let dir = match out {
         Some(out) => {
@@ -251,7 +255,7 @@ fn train(dir: &Path, graph: &Graph, recipe: &Recipe, opts: &RunOptions) -> Resul
         for (index, batch) in batches.enumerate().skip(skip as usize) {
             let batch = batch.map_err(err)?;
             let lr = learning_rate(t, t.optimizer.lr, progress.step, steps_per_epoch);
-            let dropout_seed = t.seed ^ progress.step.wrapping_mul(0x2545_F491_4F6C_DD1D);
+            let dropout_seed = crate::rng::mix(&[t.seed, progress.step]);
             let out = model.forward(&batch.images, Mode::Train, &[], dropout_seed).map_err(err)?;
             let loss = cross_entropy(&out.logits, &batch.labels, t.label_smoothing).map_err(err)?;
             let loss_value = loss.to_scalar::<f32>().map_err(err)? as f64;
