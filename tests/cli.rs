@@ -104,3 +104,38 @@ fn run_then_eval_on_the_best_checkpoint() {
         "{err}"
     );
 }
+
+#[test]
+fn a_diverging_run_stops_with_a_clear_message() {
+    let dir = std::env::temp_dir().join(format!("netc-cli-nan-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let args = ["run", "tests/fixtures/small_cnn.net", "--epochs", "2", "--train-images", "256", "--test-images", "64"];
+    let (code, _, err) = netc(&[&args[..], &["--lr", "1e30", "--out", dir.to_str().unwrap(), "--quiet"]].concat());
+    assert_eq!(code, 1);
+    assert!(err.contains("the loss became") && err.contains("training stopped"), "{err}");
+}
+
+#[test]
+fn after_kill_9_the_last_checkpoint_is_intact_and_the_run_resumes() {
+    let dir = std::env::temp_dir().join(format!("netc-cli-kill-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = dir.to_str().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_netc"))
+        .args(["run", "tests/fixtures/small_cnn.net", "--epochs", "4", "--train-images", "256", "--test-images", "64"])
+        .args(["--out", out, "--quiet"])
+        .spawn()
+        .expect("netc starts");
+    let last = dir.join("last.safetensors");
+    let start = std::time::Instant::now();
+    while !last.exists() && start.elapsed().as_secs() < 120 {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().expect("SIGKILL"); // std's kill is SIGKILL on Unix
+    let _ = child.wait();
+    assert!(last.exists(), "no checkpoint was written within two minutes");
+    netc::train::checkpoint::load(&last, &candle_core::Device::Cpu).expect("the checkpoint survives a kill");
+    let (code, _, err) = netc(&["run", "--resume", out, "--quiet"]);
+    assert_eq!(code, 0, "{err}");
+    let rows = std::fs::read_to_string(dir.join("metrics.csv")).unwrap().lines().count();
+    assert_eq!(rows, 5, "a header and one row per epoch, none twice");
+}

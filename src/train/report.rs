@@ -16,15 +16,15 @@ pub fn write_report(dir: &Path, graph: &Graph, recipe: &Recipe) -> Result<(), St
     let mut md = format!("# {}\n\n", graph.name);
     let _ = writeln!(
         md,
-        "{} parameters, {} multiply-adds per image. Data: `{}`. {} epochs, batch {}, {:?} lr {} ({:?} schedule), seed {}.\n",
+        "{} parameters, {} multiply-adds per image. Data: `{}`. {} epochs, batch {}, {} lr {} ({} schedule), seed {}.\n",
         group(graph.total_params()),
         group(graph.total_macs()),
         String::from(recipe.data.dataset.clone()),
         t.epochs,
         t.batch_size,
-        t.optimizer.kind,
+        format!("{:?}", t.optimizer.kind).to_lowercase(),
         t.optimizer.lr,
-        t.schedule,
+        format!("{:?}", t.schedule).to_lowercase(),
         t.seed
     );
     if let Some(best) = metrics.iter().max_by(|a, b| a.test_accuracy.total_cmp(&b.test_accuracy)) {

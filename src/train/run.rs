@@ -225,6 +225,7 @@ fn train(dir: &Path, graph: &Graph, recipe: &Recipe, opts: &RunOptions) -> Resul
         })?;
         progress = cp.progress.ok_or_else(|| format!("`{}` holds no training progress", last.display()))?;
         optimizer.restore(cp.optimizer, progress.step);
+        trim_metrics(dir, progress.epoch)?;
         say(&format!("resuming {} at epoch {}, batch {}", dir.display(), progress.epoch + 1, progress.batch));
     } else {
         say(&format!(
@@ -403,8 +404,29 @@ fn progress_bar(show: bool, len: u64, epoch: u64, epochs: u32) -> indicatif::Pro
     bar
 }
 
+/// Drops metrics rows past the checkpoint's epoch: a run killed after
+/// writing an epoch's row but before its checkpoint redoes that epoch.
+fn trim_metrics(dir: &Path, epochs_done: u64) -> Result<(), String> {
+    let rows = read_metrics(dir);
+    if rows.iter().all(|m| m.epoch <= epochs_done) {
+        return Ok(());
+    }
+    let kept: Vec<&EpochMetrics> = rows.iter().filter(|m| m.epoch <= epochs_done).collect();
+    write(
+        &dir.join("metrics.csv"),
+        &(format!("{CSV_HEADER}\n") + &kept.iter().map(|m| csv_row(m)).collect::<String>()),
+    )?;
+    let jsonl: String = kept.iter().map(|m| serde_json::to_string(m).expect("serialisable") + "\n").collect();
+    write(&dir.join("metrics.jsonl"), &jsonl)
+}
+
 fn append_metrics(dir: &Path, m: &EpochMetrics) -> Result<(), String> {
-    let csv = format!(
+    append(&dir.join("metrics.csv"), &csv_row(m))?;
+    append(&dir.join("metrics.jsonl"), &(serde_json::to_string(m).expect("serialisable") + "\n"))
+}
+
+fn csv_row(m: &EpochMetrics) -> String {
+    format!(
         "{},{:.6},{:.6},{:.6},{:.6},{:.6},{:.2},{:.3},{:.3}\n",
         m.epoch,
         m.train_loss,
@@ -415,9 +437,7 @@ fn append_metrics(dir: &Path, m: &EpochMetrics) -> Result<(), String> {
         m.images_per_second,
         m.epoch_seconds,
         m.wall_seconds
-    );
-    append(&dir.join("metrics.csv"), &csv)?;
-    append(&dir.join("metrics.jsonl"), &(serde_json::to_string(m).expect("serialisable") + "\n"))
+    )
 }
 
 /// The metrics so far, from `metrics.jsonl`.
