@@ -139,3 +139,37 @@ fn after_kill_9_the_last_checkpoint_is_intact_and_the_run_resumes() {
     let rows = std::fs::read_to_string(dir.join("metrics.csv")).unwrap().lines().count();
     assert_eq!(rows, 5, "a header and one row per epoch, none twice");
 }
+
+#[test]
+fn ctrl_c_finishes_the_step_and_writes_a_checkpoint() {
+    let dir = std::env::temp_dir().join(format!("netc-cli-int-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_netc"))
+        .args([
+            "run",
+            "tests/fixtures/small_cnn.net",
+            "--epochs",
+            "100",
+            "--train-images",
+            "256",
+            "--test-images",
+            "64",
+        ])
+        .args(["--out", dir.to_str().unwrap(), "--quiet"])
+        .spawn()
+        .expect("netc starts");
+    // Wait until training is under way (the run directory has its graph).
+    let start = std::time::Instant::now();
+    while !dir.join("graph.json").exists() && start.elapsed().as_secs() < 60 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let sent = Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill runs");
+    assert!(sent.success());
+    let status = child.wait().expect("netc exits");
+    assert_eq!(status.code(), Some(130), "an interrupted run exits with 130");
+    let cp =
+        netc::train::checkpoint::load(&dir.join("last.safetensors"), &candle_core::Device::Cpu).expect("a checkpoint");
+    let progress = cp.progress.expect("with its progress");
+    assert!(progress.step > 0 && progress.epoch < 100, "{progress:?}");
+}
