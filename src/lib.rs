@@ -9,6 +9,7 @@ pub mod data;
 pub mod diag;
 pub mod figure;
 pub mod graph;
+pub mod probe;
 pub mod recipe;
 pub mod rng;
 pub mod runtime;

@@ -93,6 +93,96 @@ enum Command {
         #[arg(long, default_value = "cpu")]
         device: String,
     },
+    /// Draw heatmaps of test images at a net's probes: one overlay per image
+    /// and probe, the raw maps (safetensors), a figure (rows: images;
+    /// columns: the image, then each probe) and scores.
+    Probe {
+        /// The spec file (`.net`) the weights belong to.
+        spec: PathBuf,
+        /// A checkpoint (`best.safetensors` of a run).
+        #[arg(long, value_name = "CKPT")]
+        weights: PathBuf,
+        /// The profile the weights were trained with, e.g. `quick`.
+        #[arg(long)]
+        profile: Option<String>,
+        #[arg(long = "set", value_name = "NAME=VALUE", value_parser = parse_set)]
+        set: Vec<(String, f64)>,
+        /// Data source (default: the spec's, or its profile's).
+        #[arg(long, value_parser = parse_data)]
+        data: Option<DataSource>,
+        /// Probes to draw, comma-separated (default: all of the net's).
+        #[arg(long, value_delimiter = ',')]
+        probes: Vec<String>,
+        #[command(flatten)]
+        heatmaps: HeatmapArgs,
+        /// One colour scale for every image and probe, instead of one per heatmap.
+        #[arg(long)]
+        shared_scale: bool,
+        /// Also draw and score the net with untrained weights: a sound
+        /// heatmap method must score clearly worse there.
+        #[arg(long)]
+        sanity: bool,
+        /// Output folder (default: `probe/` beside the weights).
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// `cpu` or `cuda[:N]`.
+        #[arg(long, default_value = "cpu")]
+        device: String,
+    },
+    /// Compare runs: a table (Markdown and CSV) of accuracy, size, speed and
+    /// heatmap scores, and a figure of the same images at one probe, a column
+    /// per run, on one colour scale.
+    Compare {
+        /// Run directories (from `netc run`).
+        #[arg(required = true)]
+        runs: Vec<PathBuf>,
+        /// The probe to draw (default: `mid` if all runs have it).
+        #[arg(long)]
+        probe: Option<String>,
+        #[command(flatten)]
+        heatmaps: HeatmapArgs,
+        /// Output folder (default: `runs/compare-<time>`).
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// `cpu` or `cuda[:N]`.
+        #[arg(long, default_value = "cpu")]
+        device: String,
+    },
+}
+
+/// How heatmaps are made, for `netc probe` and `netc compare`.
+#[derive(clap::Args)]
+struct HeatmapArgs {
+    /// How a feature map becomes a heatmap (default: the spec's `[probe]`,
+    /// else `mean`, the paper's choice).
+    #[arg(long, value_enum)]
+    aggregate: Option<AggregateArg>,
+    /// How many test images to draw (default: the spec's `[probe]`, else 8).
+    #[arg(long, value_name = "N")]
+    count: Option<usize>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum AggregateArg {
+    /// Mean of the activations over channels (the paper's).
+    Mean,
+    /// Maximum over channels.
+    Max,
+    /// L2 norm over channels.
+    L2,
+    /// Grad-CAM: channels weighted by the gradient of the predicted class.
+    Gradcam,
+}
+
+impl From<AggregateArg> for netc::recipe::Aggregate {
+    fn from(a: AggregateArg) -> Self {
+        match a {
+            AggregateArg::Mean => Self::Mean,
+            AggregateArg::Max => Self::Max,
+            AggregateArg::L2 => Self::L2,
+            AggregateArg::Gradcam => Self::Gradcam,
+        }
+    }
 }
 
 /// What `netc run` may override in the recipe.
@@ -231,6 +321,68 @@ fn main() -> ExitCode {
                         }
                         println!("confusion matrix written to {}", path.display());
                     }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(&e),
+            }
+        }
+        Command::Probe { spec, weights, profile, set, data, probes, heatmaps, shared_scale, sanity, out, device } => {
+            let device = match netc::runtime::parse_device(&device) {
+                Ok(d) => d,
+                Err(e) => return fail(&e),
+            };
+            let settings = netc::train::Settings { profile, set, data, ..Default::default() };
+            let (graph, recipe) = match netc::train::resolve(&spec, &settings) {
+                Ok(r) => r,
+                Err(e) => return fail(&e),
+            };
+            let mut probe = recipe.probe.clone();
+            probe.aggregate = heatmaps.aggregate.map_or(probe.aggregate, Into::into);
+            probe.count = heatmaps.count.unwrap_or(probe.count);
+            if shared_scale {
+                probe.scale = netc::recipe::HeatmapScale::Shared;
+            }
+            let out = out.unwrap_or_else(|| weights.parent().unwrap_or(std::path::Path::new(".")).join("probe"));
+            let request = netc::probe::ProbeRequest {
+                graph: &graph,
+                weights: &weights,
+                source: &recipe.data.dataset,
+                probes,
+                settings: probe,
+                out: &out,
+                sanity,
+                device,
+            };
+            match netc::probe::probe_command(&request) {
+                Ok(table) => {
+                    print!("{table}");
+                    println!("heatmaps, figure.png and scores written to {}", out.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(&e),
+            }
+        }
+        Command::Compare { runs, probe, heatmaps, out, device } => {
+            let device = match netc::runtime::parse_device(&device) {
+                Ok(d) => d,
+                Err(e) => return fail(&e),
+            };
+            let out = match out.map_or_else(|| netc::train::unique_dir("compare", None), Ok) {
+                Ok(out) => out,
+                Err(e) => return fail(&e),
+            };
+            let request = netc::probe::CompareRequest {
+                runs: &runs,
+                probe,
+                count: heatmaps.count.unwrap_or(8),
+                aggregate: heatmaps.aggregate.map_or(netc::recipe::Aggregate::Mean, Into::into),
+                out: &out,
+                device,
+            };
+            match netc::probe::compare(&request) {
+                Ok(table) => {
+                    print!("{table}");
+                    println!("compare.md, compare.csv and compare.png written to {}", out.display());
                     ExitCode::SUCCESS
                 }
                 Err(e) => fail(&e),

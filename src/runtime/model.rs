@@ -60,7 +60,7 @@ pub fn parse_device(name: &str) -> std::result::Result<Device, String> {
             let ordinal: usize =
                 n.strip_prefix("cuda:").unwrap_or("0").parse().map_err(|_| format!("bad device `{n}`"))?;
             if !candle_core::utils::cuda_is_available() {
-                return Err(format!("`{n}`: this netc was built without CUDA (build with `--features cuda`)"));
+                return Err(format!("`{n}`: this netc has no CUDA support yet; use `--device cpu`"));
             }
             Device::new_cuda(ordinal).map_err(|e| format!("`{n}`: {e}"))
         }
@@ -169,6 +169,26 @@ impl Model {
     /// mode, batch norm updates its running statistics and dropout draws its
     /// masks from `dropout_seed`.
     pub fn forward(&mut self, x: &Tensor, mode: Mode, probes: &[&str], dropout_seed: u64) -> Result<Output> {
+        Ok(self.run(x, mode, probes, dropout_seed, false)?.0)
+    }
+
+    /// Evaluation-mode forward that also returns, per probe, a zero-valued
+    /// `Var` added to its activation: candle keeps gradients only for
+    /// variables, so the gradient with respect to the tap is the gradient at
+    /// the probe (Grad-CAM needs it).
+    pub fn forward_tapped(&mut self, x: &Tensor, probes: &[&str]) -> Result<(Output, BTreeMap<String, Var>)> {
+        self.run(x, Mode::Eval, probes, 0, true)
+    }
+
+    fn run(
+        &mut self,
+        x: &Tensor,
+        mode: Mode,
+        probes: &[&str],
+        dropout_seed: u64,
+        tap: bool,
+    ) -> Result<(Output, BTreeMap<String, Var>)> {
+        let mut taps = BTreeMap::new();
         let mut values: Vec<Tensor> = Vec::with_capacity(self.graph.nodes.len());
         let mut dropout_rng = Rng::new(mix(&[dropout_seed, TAG_DROPOUT]));
         for node in &self.graph.nodes {
@@ -225,11 +245,22 @@ impl Model {
                 Op::Mul => input(0).broadcast_mul(input(1))?,
                 Op::Affine { scale, shift } => input(0).affine(*scale, *shift)?,
             };
+            let id = values.len();
+            let tapped = self.graph.probes.iter().filter(|p| p.node == id && probes.contains(&p.name.as_str()));
+            let y = match tapped.map(|p| p.name.clone()).next() {
+                Some(name) if tap => {
+                    let zero = Var::zeros(y.shape(), y.dtype(), y.device())?;
+                    let y = (y + zero.as_tensor())?;
+                    taps.insert(name, zero);
+                    y
+                }
+                _ => y,
+            };
             values.push(y);
         }
         let wanted = self.graph.probes.iter().filter(|p| probes.contains(&p.name.as_str()));
         let probes = wanted.map(|p| (p.name.clone(), values[p.node].clone())).collect();
-        Ok(Output { logits: values.swap_remove(self.graph.output), probes })
+        Ok((Output { logits: values.swap_remove(self.graph.output), probes }, taps))
     }
 }
 
@@ -250,6 +281,11 @@ fn batch_norm(
     // Statistics over every axis but channels: [N, C] or [N, C, H, W].
     let stat_shape: Vec<usize> = x.dims().iter().enumerate().map(|(i, d)| if i == 1 { *d } else { 1 }).collect();
     let count = (x.elem_count() / x.dims()[1]) as f64;
+    if mode == Mode::Train && count < 2.0 {
+        candle_core::bail!(
+            "batch norm `{name}` sees one value per channel in this batch; use a larger batch (a last batch of one image does this after `flatten`)"
+        );
+    }
     let update = |buffers: &mut BTreeMap<String, Tensor>, mean: Tensor, var: Tensor| -> Result<()> {
         // The running variance is unbiased, as PyTorch's.
         let unbiased = var.affine(count / (count - 1.0).max(1.0), 0.0)?;

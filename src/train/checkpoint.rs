@@ -1,6 +1,6 @@
 //! Checkpoints: one safetensors file holding the model (parameters and
 //! batch-norm statistics under their IR names), the optimiser state
-//! (`optim.*`) and where training stands (`train.*`), so one atomic write
+//! (`netc/optim/*`) and where training stands (`netc/train/*`), so one atomic write
 //! keeps them consistent. Any safetensors reader can open it.
 
 use std::collections::{BTreeMap, HashMap};
@@ -33,9 +33,11 @@ pub struct Checkpoint {
     pub normalize: Option<Normalize>,
 }
 
-const OPTIM: &str = "optim.";
-const TRAIN: &str = "train.";
-const DATA: &str = "data.";
+// Node names are identifiers joined by dots, so a `/` keeps these apart
+// from every model tensor (a node may well be called `train`).
+const OPTIM: &str = "netc/optim/";
+const TRAIN: &str = "netc/train/";
+const DATA: &str = "netc/data/";
 
 /// The prefixes of what is not the model, for loading the model alone.
 pub const NOT_MODEL: [&str; 3] = [OPTIM, TRAIN, DATA];

@@ -87,7 +87,7 @@ pub fn evaluate(
         seen += n;
         let predicted = out.logits.argmax(D::Minus1)?.to_vec1::<u32>()?;
         for (p, t) in predicted.iter().zip(batch.labels.to_vec1::<u32>()?) {
-            confusion[t as usize][(*p as usize).min(k - 1)] += 1;
+            confusion[t as usize][*p as usize] += 1;
         }
     }
     let correct: u64 = (0..k).map(|i| confusion[i][i]).sum();
@@ -110,6 +110,17 @@ pub fn evaluate_command(
     batch_size: usize,
     device: &Device,
 ) -> Result<Evaluation, String> {
+    let (mut model, norm) = load_model(graph, weights, device)?;
+    let shape = input_shape(graph)?;
+    let data = data::load(source, Split::Test, shape, test_images, super::run::TEST_SEED).map_err(|e| e.to_string())?;
+    super::run::check_classes(graph, &data)?;
+    evaluate(&mut model, Arc::new(data), batch_size, norm).map_err(|e| e.to_string())
+}
+
+/// The net of `graph` with the weights of a checkpoint, and the input
+/// normalisation it was trained with. A checkpoint that does not fit is an
+/// error that lists every mismatch.
+pub fn load_model(graph: &crate::graph::Graph, weights: &Path, device: &Device) -> Result<(Model, Normalize), String> {
     let cp = checkpoint::load(weights, device)?;
     let mut model = Model::new(graph, device, 0).map_err(|e| e.to_string())?;
     let tensors = cp.model;
@@ -125,13 +136,11 @@ pub fn evaluate_command(
     }
     let norm = cp.normalize.ok_or_else(|| {
         format!(
-            "checkpoint `{}` has no data normalisation (`data.mean`, `data.std`); was it written by netc run?",
+            "checkpoint `{}` has no data normalisation (`netc/data/mean`, `netc/data/std`); was it written by netc run?",
             weights.display()
         )
     })?;
-    let shape = input_shape(graph)?;
-    let data = data::load(source, Split::Test, shape, test_images, 0).map_err(|e| e.to_string())?;
-    evaluate(&mut model, Arc::new(data), batch_size, norm).map_err(|e| e.to_string())
+    Ok((model, norm))
 }
 
 /// The `[C, H, W]` input of an image net.

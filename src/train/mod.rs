@@ -10,6 +10,6 @@ mod optim;
 mod report;
 mod run;
 
-pub use eval::{Evaluation, evaluate, evaluate_command};
+pub use eval::{Evaluation, evaluate, evaluate_command, input_shape, load_model};
 pub use optim::{Optimizer, cross_entropy, learning_rate};
-pub use run::{EpochMetrics, INTERRUPTED, RunOptions, RunOutcome, Settings, resolve, run};
+pub use run::{EpochMetrics, INTERRUPTED, RunOptions, RunOutcome, Settings, resolve, run, unique_dir};

@@ -8,7 +8,7 @@ use crate::recipe::{OptimizerKind, Schedule, Train};
 
 /// SGD (momentum, Nesterov, L2 weight decay) or AdamW (decoupled decay).
 /// Its state is a set of named tensors, saved in checkpoints under
-/// `optim.<param>.<slot>`, so a resumed run continues exactly.
+/// `netc/optim/<param>.<slot>`, so a resumed run continues exactly.
 pub struct Optimizer {
     settings: crate::recipe::Optimizer,
     /// `<param>.momentum` for SGD; `<param>.m`, `<param>.v` for AdamW.
@@ -28,7 +28,10 @@ impl Optimizer {
         let o = &self.settings;
         for (name, var) in params {
             let Some(g) = grads.get(name) else { continue };
-            let p = var.as_tensor();
+            // Detached: the update must not record autograd history, or the
+            // stored momentum would keep every earlier step's graph alive.
+            let (p, g) = (var.as_tensor().detach(), g.detach());
+            let (p, g) = (&p, &g);
             let update = match o.kind {
                 OptimizerKind::Sgd => {
                     let g = if o.weight_decay != 0.0 { (g + p.affine(o.weight_decay, 0.0)?)? } else { g.clone() };
@@ -65,7 +68,7 @@ impl Optimizer {
                     (adam + p.affine(o.weight_decay, 0.0)?)?
                 }
             };
-            var.set(&(p - update.affine(lr, 0.0)?)?)?;
+            var.set(&(p - update.affine(lr, 0.0)?)?.detach())?;
         }
         Ok(())
     }

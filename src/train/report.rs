@@ -27,7 +27,12 @@ pub fn write_report(dir: &Path, graph: &Graph, recipe: &Recipe) -> Result<(), St
         format!("{:?}", t.schedule).to_lowercase(),
         t.seed
     );
-    if let Some(best) = metrics.iter().max_by(|a, b| a.test_accuracy.total_cmp(&b.test_accuracy)) {
+    // The first of equally good epochs, as `best.safetensors` keeps it.
+    let best = metrics.iter().fold(None::<&EpochMetrics>, |b, m| match b {
+        Some(b) if b.test_accuracy >= m.test_accuracy => Some(b),
+        _ => Some(m),
+    });
+    if let Some(best) = best {
         let last = metrics.last().expect("non-empty");
         let _ = writeln!(
             md,

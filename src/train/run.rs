@@ -171,7 +171,15 @@ fn resume_dir(dir: &Path, s: &Settings) -> Result<(PathBuf, Graph, Recipe), Stri
         serde_json::from_str(&read("graph.json")?).map_err(|e| format!("`{}/graph.json`: {e}", dir.display()))?;
     let mut recipe: Recipe =
         toml::from_str(&read("recipe.toml")?).map_err(|e| format!("`{}/recipe.toml`: {e}", dir.display()))?;
-    if !s.set.is_empty() || s.profile.is_some() || s.data.is_some() {
+    let changed = !s.set.is_empty()
+        || s.profile.is_some()
+        || s.data.is_some()
+        || s.lr.is_some()
+        || s.batch_size.is_some()
+        || s.seed.is_some()
+        || s.train_images.is_some()
+        || s.test_images.is_some();
+    if changed {
         return Err("`--resume` continues a run as it was; only `--epochs` may change".to_string());
     }
     if let Some(epochs) = s.epochs {
@@ -201,10 +209,29 @@ fn train(dir: &Path, graph: &Graph, recipe: &Recipe, opts: &RunOptions) -> Resul
             println!("{line}");
         }
     };
-    let load = |split, limit| data::load(&recipe.data.dataset, split, shape, limit, t.seed).map_err(|e| e.to_string());
-    let train_data = Arc::new(load(Split::Train, recipe.data.train_images)?);
-    let test_data = Arc::new(load(Split::Test, recipe.data.test_images)?);
-    check_classes(graph, &train_data)?;
+    let load =
+        |split, limit, seed| data::load(&recipe.data.dataset, split, shape, limit, seed).map_err(|e| e.to_string());
+    let train_data = Arc::new(load(Split::Train, recipe.data.train_images, t.seed)?);
+    // The test set does not follow the training seed, so that runs with
+    // different seeds, `netc eval` and `netc probe` all see the same images.
+    let test_data = Arc::new(load(Split::Test, recipe.data.test_images, TEST_SEED)?);
+    for split in [&train_data, &test_data] {
+        if split.is_empty() {
+            return Err(format!("{} has no images in one of its splits", split.source));
+        }
+        check_classes(graph, split)?;
+    }
+    if train_data.classes != test_data.classes {
+        return Err(format!(
+            "{}: the train split's classes ({}) differ from the test split's ({})",
+            train_data.source,
+            train_data.classes.join(", "),
+            test_data.classes.join(", ")
+        ));
+    }
+    if t.batch_size == 0 {
+        return Err("the batch size must be at least 1".to_string());
+    }
     let (mean, std) = train_data.channel_stats();
     let norm = Normalize { mean, std };
 
@@ -225,9 +252,24 @@ fn train(dir: &Path, graph: &Graph, recipe: &Recipe, opts: &RunOptions) -> Resul
         })?;
         progress = cp.progress.ok_or_else(|| format!("`{}` holds no training progress", last.display()))?;
         optimizer.restore(cp.optimizer, progress.step);
-        trim_metrics(dir, progress.epoch)?;
+        if progress.epoch >= t.epochs as u64 {
+            let accuracy = read_metrics(dir).last().map_or(0.0, |m| m.test_accuracy);
+            say(&format!(
+                "{} already finished its {} epochs; give `--epochs` to train longer",
+                dir.display(),
+                t.epochs
+            ));
+            return Ok(RunOutcome::Finished {
+                dir: dir.to_path_buf(),
+                final_accuracy: accuracy,
+                best_accuracy: progress.best_accuracy,
+            });
+        }
         say(&format!("resuming {} at epoch {}, batch {}", dir.display(), progress.epoch + 1, progress.batch));
-    } else {
+    }
+    // Metrics past the checkpoint come from an epoch that will run again.
+    trim_metrics(dir, progress.epoch)?;
+    if progress.step == 0 {
         say(&format!(
             "training {} ({} parameters) on {} ({} train / {} test images); run directory {}",
             graph.name,
@@ -239,12 +281,12 @@ fn train(dir: &Path, graph: &Graph, recipe: &Recipe, opts: &RunOptions) -> Resul
         ));
     }
 
-    let batch_size = t.batch_size.max(1) as usize;
+    let batch_size = t.batch_size as usize;
     let steps_per_epoch = train_data.len().div_ceil(batch_size) as u64;
     let show_bar = !opts.quiet && std::io::stderr().is_terminal();
     let run_start = Instant::now();
     let wall_before = previous_wall_seconds(dir);
-    let mut final_accuracy = 0.0;
+    let mut final_accuracy = read_metrics(dir).last().map_or(0.0, |m| m.test_accuracy);
     for epoch in progress.epoch..t.epochs as u64 {
         let skip = if epoch == progress.epoch { progress.batch } else { 0 };
         let mut sums = if skip > 0 { progress.sums } else { [0.0; 4] };
@@ -348,27 +390,31 @@ fn train(dir: &Path, graph: &Graph, recipe: &Recipe, opts: &RunOptions) -> Resul
             progress.best_accuracy = test.accuracy;
         }
         let done = Progress { epoch: epoch + 1, batch: 0, sums: [0.0; 4], ..progress.clone() };
-        checkpoint::save(&last, &model.state(), optimizer.state(), &done, &norm)?;
+        // `best` first: a kill between the two writes then loses nothing.
         if best {
             let empty = std::collections::BTreeMap::new();
             checkpoint::save(&dir.join("best.safetensors"), &model.state(), &empty, &done, &norm)?;
         }
+        checkpoint::save(&last, &model.state(), optimizer.state(), &done, &norm)?;
         progress = done;
         super::report::write_report(dir, graph, recipe)?;
     }
     Ok(RunOutcome::Finished { dir: dir.to_path_buf(), final_accuracy, best_accuracy: progress.best_accuracy })
 }
 
-/// The net's output must have one logit per class of the data.
-fn check_classes(graph: &Graph, data: &Dataset) -> Result<(), String> {
-    let outputs = graph.nodes[graph.output].shape.iter().product::<usize>();
-    if outputs != data.classes.len() {
+/// The seed of the test split's subset (and, for synthetic data, images).
+pub const TEST_SEED: u64 = 0;
+
+/// The net's output must be one logit per class of the data.
+pub fn check_classes(graph: &Graph, data: &Dataset) -> Result<(), String> {
+    let output = &graph.nodes[graph.output].shape;
+    let k = data.classes.len();
+    if output.as_slice() != [k] {
         return Err(format!(
-            "net `{}` has {outputs} outputs, but {} has {} classes; set the net's class count (e.g. `--set classes={}`)",
+            "net `{}` outputs {output:?}, but {} has {k} classes ({}); the net must end in `linear({k})` (set its class count, e.g. `--set classes={k}`)",
             graph.name,
             data.source,
-            data.classes.len(),
-            data.classes.len()
+            data.classes.join(", ")
         ));
     }
     Ok(())
@@ -404,13 +450,12 @@ fn progress_bar(show: bool, len: u64, epoch: u64, epochs: u32) -> indicatif::Pro
     bar
 }
 
-/// Drops metrics rows past the checkpoint's epoch: a run killed after
-/// writing an epoch's row but before its checkpoint redoes that epoch.
+/// Rewrites both metrics files from the readable `metrics.jsonl` rows up
+/// to the checkpoint's epoch: a run killed after writing an epoch's row but
+/// before its checkpoint redoes that epoch, and a kill mid-write may have
+/// left a torn line or a row in only one file.
 fn trim_metrics(dir: &Path, epochs_done: u64) -> Result<(), String> {
     let rows = read_metrics(dir);
-    if rows.iter().all(|m| m.epoch <= epochs_done) {
-        return Ok(());
-    }
     let kept: Vec<&EpochMetrics> = rows.iter().filter(|m| m.epoch <= epochs_done).collect();
     write(
         &dir.join("metrics.csv"),
@@ -467,21 +512,26 @@ pub(super) fn write(path: &Path, text: &str) -> Result<(), String> {
         .map_err(|e| format!("cannot write `{}`: {e}", path.display()))
 }
 
-/// `runs/<stem>[-<profile>]-<UTC time>`, with `-2`, `-3`, ... if taken.
-fn unique_dir(stem: &str, profile: Option<&str>) -> Result<PathBuf, String> {
+/// A new directory `runs/<stem>[-<profile>]-<UTC time>`, with `-2`, `-3`,
+/// ... if taken; creating it claims it, so two runs started in the same
+/// second do not share one.
+pub fn unique_dir(stem: &str, profile: Option<&str>) -> Result<PathBuf, String> {
     let stamp = utc_now().replace([':', '-'], "").replace('T', "-");
     let base = match profile {
         Some(p) => format!("{stem}-{p}-{stamp}"),
         None => format!("{stem}-{stamp}"),
     };
     let root = PathBuf::from("runs");
-    let mut dir = root.join(&base);
-    let mut n = 2;
-    while dir.exists() {
-        dir = root.join(format!("{base}-{n}"));
-        n += 1;
+    std::fs::create_dir_all(&root).map_err(|e| format!("cannot create `{}`: {e}", root.display()))?;
+    for n in 1.. {
+        let dir = if n == 1 { root.join(&base) } else { root.join(format!("{base}-{n}")) };
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(format!("cannot create `{}`: {e}", dir.display())),
+        }
     }
-    Ok(dir)
+    unreachable!("some suffix is free")
 }
 
 fn sha256(bytes: &[u8]) -> String {

@@ -1,0 +1,176 @@
+//! `netc compare`: the paper's tables and figures from several runs: one row
+//! per run (accuracy, size, speed, heatmap scores) and one figure with the
+//! same images in rows and a column per run, on one colour scale.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use candle_core::Device;
+use serde::Deserialize;
+
+use super::score::{score, summarize};
+use super::{grid, heatmap, probe_maps};
+use crate::data::{self, Split};
+use crate::figure::save_png;
+use crate::graph::Graph;
+use crate::recipe::{Aggregate, Recipe};
+
+/// One run, read back from its directory.
+struct Run {
+    name: String,
+    graph: Graph,
+    recipe: Recipe,
+    dir: PathBuf,
+}
+
+#[derive(Deserialize)]
+struct Metrics {
+    test_accuracy: f64,
+    images_per_second: f64,
+    wall_seconds: f64,
+}
+
+fn read_run(dir: &Path) -> Result<Run, String> {
+    let read = |name: &str| {
+        std::fs::read_to_string(dir.join(name)).map_err(|e| format!("`{}`: {e}", dir.join(name).display()))
+    };
+    let graph: Graph =
+        serde_json::from_str(&read("graph.json")?).map_err(|e| format!("`{}/graph.json`: {e}", dir.display()))?;
+    let recipe: Recipe =
+        toml::from_str(&read("recipe.toml")?).map_err(|e| format!("`{}/recipe.toml`: {e}", dir.display()))?;
+    let name = dir.file_name().map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().to_string());
+    Ok(Run { name, graph, recipe, dir: dir.to_path_buf() })
+}
+
+/// What `netc compare` was asked for.
+pub struct CompareRequest<'a> {
+    pub runs: &'a [PathBuf],
+    /// The probe to draw; by default `mid` if every run has it, else the
+    /// first probe they all have.
+    pub probe: Option<String>,
+    pub count: usize,
+    pub aggregate: Aggregate,
+    pub out: &'a Path,
+    pub device: Device,
+}
+
+/// Writes `compare.md`, `compare.csv` and `compare.png` into `out`; returns
+/// the Markdown table.
+pub fn compare(r: &CompareRequest) -> Result<String, String> {
+    let runs: Vec<Run> = r.runs.iter().map(|d| read_run(d)).collect::<Result<_, _>>()?;
+    let common: Vec<String> = runs.first().map_or(vec![], |first| {
+        first
+            .graph
+            .probes
+            .iter()
+            .map(|p| p.name.clone())
+            .filter(|n| runs.iter().all(|r| r.graph.probes.iter().any(|p| &p.name == n)))
+            .collect()
+    });
+    let probe = match &r.probe {
+        Some(p) if common.contains(p) => p.clone(),
+        Some(p) => return Err(format!("not every run has probe `{p}`; the common ones are {}", common.join(", "))),
+        None if common.iter().any(|p| p == "mid") => "mid".to_string(),
+        None => common.first().cloned().ok_or("the runs have no probe in common")?,
+    };
+    let mut rows = Vec::new();
+    let mut all_maps = Vec::new();
+    let mut shown: Option<std::sync::Arc<data::Dataset>> = None;
+    for run in &runs {
+        let weights = run.dir.join("best.safetensors");
+        let (mut model, norm) = crate::train::load_model(&run.graph, &weights, &r.device)?;
+        let shape = crate::train::input_shape(&run.graph)?;
+        // The same images for every run: a fixed seed, the run's own data source.
+        let images =
+            data::load(&run.recipe.data.dataset, Split::Test, shape, Some(r.count), 0).map_err(|e| e.to_string())?;
+        let images = std::sync::Arc::new(images);
+        let batch = data::batches(images.clone(), r.count, false, &[], norm, 0, 0, r.device.clone())
+            .next()
+            .ok_or("no test images")?
+            .map_err(|e| e.to_string())?;
+        let maps = probe_maps(&mut model, &batch.images, std::slice::from_ref(&probe), r.aggregate, None)
+            .map_err(|e| e.to_string())?
+            .remove(0)
+            .maps;
+        let scores: Vec<_> = maps
+            .iter()
+            .enumerate()
+            .map(|(i, m)| score(&heatmap::normalize(m, heatmap::range([m.as_slice()])), images.mask(i)))
+            .collect();
+        rows.push((run, summarize(&scores), last_metrics(&run.dir)));
+        all_maps.push(maps);
+        shown.get_or_insert(images);
+    }
+    let images = shown.ok_or("no runs to compare")?;
+    std::fs::create_dir_all(r.out).map_err(|e| format!("cannot create `{}`: {e}", r.out.display()))?;
+    // One colour scale for every run and image, so the columns compare.
+    let range = heatmap::range(all_maps.iter().flatten().map(Vec::as_slice));
+    let [c, h, w] = images.shape;
+    let n = all_maps.iter().map(Vec::len).min().unwrap_or(0);
+    let figure_rows: Vec<Vec<image::RgbImage>> = (0..n)
+        .map(|i| {
+            std::iter::once(heatmap::to_rgb(images.image(i), [c, h, w]))
+                .chain(all_maps.iter().map(|maps| {
+                    heatmap::overlay(images.image(i), [c, h, w], &heatmap::normalize(&maps[i], range), 0.5)
+                }))
+                .collect()
+        })
+        .collect();
+    let titles: Vec<String> =
+        std::iter::once("image".to_string()).chain(runs.iter().map(|r| r.graph.name.clone())).collect();
+    let labels: Vec<String> = (0..n).map(|i| images.classes[images.labels[i] as usize].clone()).collect();
+    let png = r.out.join("compare.png");
+    save_png(&grid::grid(&figure_rows, &titles, &labels, super::command::zoom(h)), &png)
+        .map_err(|e| format!("cannot write `{}`: {e}", png.display()))?;
+
+    let pct = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{:.1}%", 100.0 * v));
+    let mut md = format!("Heatmaps at probe `{probe}` ({:?}), {n} test images.\n\n", r.aggregate);
+    md += "| run | network | test acc | params | mult-adds | train time | img/s | energy in object | pointing game | concentration |\n";
+    md += "|---|---|---|---|---|---|---|---|---|---|\n";
+    let mut csv = String::from(
+        "run,network,test_accuracy,params,macs,train_seconds,images_per_second,energy_in_object,pointing_game,concentration\n",
+    );
+    for (run, s, m) in &rows {
+        let (acc, secs, speed) = m
+            .as_ref()
+            .map_or((None, None, None), |m| (Some(m.test_accuracy), Some(m.wall_seconds), Some(m.images_per_second)));
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1}% |",
+            run.name,
+            run.graph.name,
+            pct(acc),
+            crate::summary::group(run.graph.total_params()),
+            crate::summary::group(run.graph.total_macs()),
+            secs.map_or("-".into(), |s| format!("{s:.0} s")),
+            speed.map_or("-".into(), |s| format!("{s:.0}")),
+            pct(s.energy_in_object),
+            pct(s.pointing_game),
+            100.0 * s.concentration
+        );
+        let opt = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.6}"));
+        let _ = writeln!(
+            csv,
+            "{},{},{},{},{},{},{},{},{},{:.6}",
+            run.name,
+            run.graph.name,
+            opt(acc),
+            run.graph.total_params(),
+            run.graph.total_macs(),
+            opt(secs),
+            opt(speed),
+            opt(s.energy_in_object),
+            opt(s.pointing_game),
+            s.concentration
+        );
+    }
+    md += "\n![heatmaps](compare.png)\n";
+    std::fs::write(r.out.join("compare.md"), &md).map_err(|e| format!("cannot write compare.md: {e}"))?;
+    std::fs::write(r.out.join("compare.csv"), &csv).map_err(|e| format!("cannot write compare.csv: {e}"))?;
+    Ok(md)
+}
+
+fn last_metrics(dir: &Path) -> Option<Metrics> {
+    let text = std::fs::read_to_string(dir.join("metrics.jsonl")).ok()?;
+    text.lines().last().and_then(|l| serde_json::from_str(l).ok())
+}

@@ -1,0 +1,81 @@
+//! A model's heatmaps at its probes.
+
+use candle_core::{D, DType, Result, Tensor};
+
+use super::heatmap;
+use crate::recipe::Aggregate;
+use crate::runtime::{Mode, Model};
+
+/// The heatmaps of one probe: for each image, an `[H, W]` map at the
+/// input's size, before any normalisation.
+#[derive(Clone, Debug)]
+pub struct ProbeMaps {
+    pub probe: String,
+    pub maps: Vec<Vec<f32>>,
+}
+
+/// Runs `model` in evaluation mode on `images` `[N, C, H, W]` (normalised
+/// as in training) and returns the heatmaps of each probe. Grad-CAM weighs
+/// the channels by the gradient of `class`'s logit, or of each image's
+/// predicted class.
+pub fn probe_maps(
+    model: &mut Model,
+    images: &Tensor,
+    probes: &[String],
+    how: Aggregate,
+    class: Option<usize>,
+) -> Result<Vec<ProbeMaps>> {
+    let names: Vec<&str> = probes.iter().map(String::as_str).collect();
+    let (out, taps) = if how == Aggregate::Gradcam {
+        model.forward_tapped(images, &names)?
+    } else {
+        (model.forward(images, Mode::Eval, &names, 0)?, Default::default())
+    };
+    let grads = if how == Aggregate::Gradcam {
+        let target = match class {
+            Some(c) => Tensor::full(c as u32, images.dim(0)?, images.device())?,
+            None => out.logits.argmax(D::Minus1)?,
+        };
+        Some(out.logits.gather(&target.unsqueeze(1)?, 1)?.sum_all()?.backward()?)
+    } else {
+        None
+    };
+    let (n, _, h, w) = images.dims4()?;
+    probes
+        .iter()
+        .map(|name| {
+            let act = out
+                .probes
+                .get(name)
+                .ok_or_else(|| candle_core::Error::Msg(format!("the net has no probe `{name}`")))?;
+            let (_, c, ph, pw) = act.dims4().map_err(|_| {
+                candle_core::Error::Msg(format!(
+                    "probe `{name}` is {:?}, not a feature map [C, H, W]",
+                    &act.dims()[1..]
+                ))
+            })?;
+            let grad = match &grads {
+                Some(g) => Some(
+                    taps.get(name)
+                        .and_then(|t| g.get(t.as_tensor()))
+                        .ok_or_else(|| candle_core::Error::Msg(format!("no gradient reaches probe `{name}`")))?
+                        .to_dtype(DType::F32)?
+                        .flatten_all()?
+                        .to_vec1::<f32>()?,
+                ),
+                None => None,
+            };
+            let act = act.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+            let per_image = c * ph * pw;
+            let maps = (0..n)
+                .map(|i| {
+                    let one = &act[i * per_image..(i + 1) * per_image];
+                    let g = grad.as_ref().map(|g| &g[i * per_image..(i + 1) * per_image]);
+                    let small = heatmap::aggregate(one, g, [c, ph, pw], how).map_err(candle_core::Error::Msg)?;
+                    Ok(heatmap::resize(&small, [ph, pw], [h, w]))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            Ok(ProbeMaps { probe: name.clone(), maps })
+        })
+        .collect()
+}
