@@ -7,10 +7,11 @@ use std::path::Path;
 use super::run::{EpochMetrics, read_metrics, write};
 use crate::figure::{self, Panel, Series, save_png};
 use crate::graph::Graph;
+use crate::probe::ProbeScores;
 use crate::recipe::Recipe;
 use crate::summary::group;
 
-pub fn write_report(dir: &Path, graph: &Graph, recipe: &Recipe) -> Result<(), String> {
+pub fn write_report(dir: &Path, graph: &Graph, recipe: &Recipe, probes: Option<&ProbeScores>) -> Result<(), String> {
     let metrics = read_metrics(dir);
     let t = &recipe.train;
     let mut md = format!("# {}\n\n", graph.name);
@@ -61,6 +62,14 @@ pub fn write_report(dir: &Path, graph: &Graph, recipe: &Recipe) -> Result<(), St
             m.images_per_second,
             m.epoch_seconds
         );
+    }
+    if let Some(scores) = probes {
+        let _ = writeln!(
+            md,
+            "\n## Heatmaps\n\n{:?} of each probe's activations over channels, on {} test images, from the final weights ([figure](probe/figure.png)). Energy in object and pointing game need object masks (synthetic data).\n\n![heatmaps](probe/figure.png)\n",
+            recipe.probe.aggregate, recipe.probe.count
+        );
+        md += &crate::probe::scores_table(scores, None);
     }
     md += "\nFiles: `graph.json` (the compiled net), `recipe.toml` (the recipe as run), `metrics.csv`/`metrics.jsonl`, `last.safetensors` and `best.safetensors` (weights; `netc eval` reads them).\n";
     write(&dir.join("report.md"), &md)

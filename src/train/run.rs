@@ -397,7 +397,13 @@ fn train(dir: &Path, graph: &Graph, recipe: &Recipe, opts: &RunOptions) -> Resul
         }
         checkpoint::save(&last, &model.state(), optimizer.state(), &done, &norm)?;
         progress = done;
-        super::report::write_report(dir, graph, recipe)?;
+        super::report::write_report(dir, graph, recipe, None)?;
+    }
+    // Heatmaps at the net's own probes, from the final weights.
+    let probes: Vec<String> = graph.probes.iter().map(|p| p.name.clone()).collect();
+    if !probes.is_empty() {
+        let scores = crate::probe::draw(&mut model, &test_data, norm, &probes, &recipe.probe, &dir.join("probe"))?;
+        super::report::write_report(dir, graph, recipe, Some(&scores))?;
     }
     Ok(RunOutcome::Finished { dir: dir.to_path_buf(), final_accuracy, best_accuracy: progress.best_accuracy })
 }
