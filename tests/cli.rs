@@ -173,3 +173,55 @@ fn ctrl_c_finishes_the_step_and_writes_a_checkpoint() {
     let progress = cp.progress.expect("with its progress");
     assert!(progress.step > 0 && progress.epoch < 100, "{progress:?}");
 }
+
+/// A one-epoch run of the small CNN on synthetic data, for the probe and
+/// compare tests.
+fn tiny_run(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("netc-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let args = ["run", "tests/fixtures/small_cnn.net", "--epochs", "1", "--train-images", "128", "--test-images", "32"];
+    let (code, _, err) = netc(&[&args[..], &["--out", dir.to_str().unwrap(), "--quiet"]].concat());
+    assert_eq!(code, 0, "{err}");
+    dir
+}
+
+#[test]
+fn probe_writes_overlays_maps_figure_and_scores() {
+    let run = tiny_run("probe");
+    let weights = run.join("best.safetensors");
+    let out = run.join("my-probe");
+    let args = ["probe", "tests/fixtures/small_cnn.net", "--weights", weights.to_str().unwrap(), "--count", "4"];
+    let (code, stdout, err) = netc(&[&args[..], &["--sanity", "--out", out.to_str().unwrap()]].concat());
+    assert_eq!(code, 0, "{err}");
+    assert!(stdout.contains("| high |") && stdout.contains("untrained"), "{stdout}");
+    for file in [
+        "figure.png",
+        "heatmaps.safetensors",
+        "scores.json",
+        "scores.md",
+        "low/3.png",
+        "high/0.png",
+        "untrained/figure.png",
+    ] {
+        assert!(out.join(file).exists(), "no {file}");
+    }
+    let maps = candle_core::safetensors::load(out.join("heatmaps.safetensors"), &candle_core::Device::Cpu).unwrap();
+    assert_eq!(maps["high"].dims(), [4, 32, 32], "one input-sized map per image");
+    let (code, _, err) = netc(&[&args[..], &["--probes", "nope"]].concat());
+    assert_eq!(code, 1);
+    assert!(err.contains("no probe `nope`; its probes are low, high"), "{err}");
+}
+
+#[test]
+fn compare_tabulates_runs_and_draws_one_column_each() {
+    let (a, b) = (tiny_run("cmp-a"), tiny_run("cmp-b"));
+    let out = a.with_extension("compare");
+    let (code, stdout, err) =
+        netc(&["compare", a.to_str().unwrap(), b.to_str().unwrap(), "--count", "3", "--out", out.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(stdout.contains("Heatmaps at probe `low`"), "the first common probe when there is no `mid`:\n{stdout}");
+    let csv = std::fs::read_to_string(out.join("compare.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 3, "a header and a row per run:\n{csv}");
+    let png = image::open(out.join("compare.png")).unwrap();
+    assert!(png.width() > png.height(), "three columns (image and two runs) of three rows");
+}
