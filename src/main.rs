@@ -67,23 +67,12 @@ enum Command {
     /// Evaluate weights on the test split: accuracy, per-class accuracy and
     /// the confusion matrix, as a table and as CSV.
     Eval {
-        /// The spec file (`.net`) the weights belong to.
-        spec: PathBuf,
-        /// A checkpoint (`best.safetensors` or `last.safetensors` of a run).
-        #[arg(long, value_name = "CKPT")]
-        weights: PathBuf,
-        /// The profile the weights were trained with, e.g. `quick`.
-        #[arg(long)]
-        profile: Option<String>,
-        /// Override a net parameter, as the run did (e.g. `--set width=0.25`).
-        #[arg(long = "set", value_name = "NAME=VALUE", value_parser = parse_set)]
-        set: Vec<(String, f64)>,
-        /// Data source (default: the spec's, or its profile's).
-        #[arg(long, value_parser = parse_data)]
-        data: Option<DataSource>,
+        #[command(flatten)]
+        trained: TrainedArgs,
         /// Use only N test images.
         #[arg(long, value_name = "N")]
         test_images: Option<usize>,
+        /// Images per evaluation step.
         #[arg(long, default_value_t = 256)]
         batch_size: usize,
         /// Write the confusion matrix as CSV here.
@@ -97,19 +86,8 @@ enum Command {
     /// and probe, the raw maps (safetensors), a figure (rows: images;
     /// columns: the image, then each probe) and scores.
     Probe {
-        /// The spec file (`.net`) the weights belong to.
-        spec: PathBuf,
-        /// A checkpoint (`best.safetensors` of a run).
-        #[arg(long, value_name = "CKPT")]
-        weights: PathBuf,
-        /// The profile the weights were trained with, e.g. `quick`.
-        #[arg(long)]
-        profile: Option<String>,
-        #[arg(long = "set", value_name = "NAME=VALUE", value_parser = parse_set)]
-        set: Vec<(String, f64)>,
-        /// Data source (default: the spec's, or its profile's).
-        #[arg(long, value_parser = parse_data)]
-        data: Option<DataSource>,
+        #[command(flatten)]
+        trained: TrainedArgs,
         /// Probes to draw, comma-separated (default: all of the net's).
         #[arg(long, value_delimiter = ',')]
         probes: Vec<String>,
@@ -148,6 +126,39 @@ enum Command {
         #[arg(long, default_value = "cpu")]
         device: String,
     },
+}
+
+/// A spec and the weights trained from it, for `netc eval` and `netc probe`.
+#[derive(clap::Args)]
+struct TrainedArgs {
+    /// The spec file (`.net`) the weights belong to.
+    spec: PathBuf,
+    /// A checkpoint (`best.safetensors` or `last.safetensors` of a run).
+    #[arg(long, value_name = "CKPT")]
+    weights: PathBuf,
+    /// The profile the weights were trained with, e.g. `quick`.
+    #[arg(long)]
+    profile: Option<String>,
+    /// Override a net parameter, as the run did (e.g. `--set width=0.25`).
+    #[arg(long = "set", value_name = "NAME=VALUE", value_parser = parse_set)]
+    set: Vec<(String, f64)>,
+    /// Data source (default: the spec's, or its profile's).
+    #[arg(long, value_parser = parse_data)]
+    data: Option<DataSource>,
+}
+
+impl TrainedArgs {
+    /// The graph and recipe the weights were trained with.
+    fn resolve(&self, test_images: Option<usize>) -> Result<(netc::graph::Graph, netc::recipe::Recipe), String> {
+        let settings = netc::train::Settings {
+            profile: self.profile.clone(),
+            set: self.set.clone(),
+            data: self.data.clone(),
+            test_images,
+            ..Default::default()
+        };
+        netc::train::resolve(&self.spec, &settings)
+    }
 }
 
 /// How heatmaps are made, for `netc probe` and `netc compare`.
@@ -194,8 +205,10 @@ struct RunArgs {
     /// Override a net parameter, e.g. `--set width=0.25` (repeatable).
     #[arg(long = "set", value_name = "NAME=VALUE", value_parser = parse_set)]
     set: Vec<(String, f64)>,
+    /// Epochs to train (with `--resume`: extend the run to this many).
     #[arg(long)]
     epochs: Option<u32>,
+    /// Images per training step.
     #[arg(long)]
     batch_size: Option<u32>,
     /// Base learning rate.
@@ -204,6 +217,7 @@ struct RunArgs {
     /// `synthetic`, `cifar10:DIR` or `folder:PATH` (a folder or .tar.gz).
     #[arg(long, value_parser = parse_data)]
     data: Option<DataSource>,
+    /// Seed of initialisation, data order, augmentation and dropout.
     #[arg(long)]
     seed: Option<u64>,
     /// Use only N training images.
@@ -301,16 +315,16 @@ fn main() -> ExitCode {
                 Err(e) => fail(&e),
             }
         }
-        Command::Eval { spec, weights, profile, set, data, test_images, batch_size, csv, device } => {
+        Command::Eval { trained, test_images, batch_size, csv, device } => {
             let device = match netc::runtime::parse_device(&device) {
                 Ok(d) => d,
                 Err(e) => return fail(&e),
             };
-            let settings = netc::train::Settings { profile, set, data, test_images, ..Default::default() };
-            let (graph, recipe) = match netc::train::resolve(&spec, &settings) {
+            let (graph, recipe) = match trained.resolve(test_images) {
                 Ok(r) => r,
                 Err(e) => return fail(&e),
             };
+            let weights = trained.weights;
             let (source, limit) = (recipe.data.dataset, recipe.data.test_images);
             match netc::train::evaluate_command(&graph, &weights, &source, limit, batch_size, &device) {
                 Ok(e) => {
@@ -326,16 +340,16 @@ fn main() -> ExitCode {
                 Err(e) => fail(&e),
             }
         }
-        Command::Probe { spec, weights, profile, set, data, probes, heatmaps, shared_scale, sanity, out, device } => {
+        Command::Probe { trained, probes, heatmaps, shared_scale, sanity, out, device } => {
             let device = match netc::runtime::parse_device(&device) {
                 Ok(d) => d,
                 Err(e) => return fail(&e),
             };
-            let settings = netc::train::Settings { profile, set, data, ..Default::default() };
-            let (graph, recipe) = match netc::train::resolve(&spec, &settings) {
+            let (graph, recipe) = match trained.resolve(None) {
                 Ok(r) => r,
                 Err(e) => return fail(&e),
             };
+            let weights = trained.weights;
             let mut probe = recipe.probe.clone();
             probe.aggregate = heatmaps.aggregate.map_or(probe.aggregate, Into::into);
             probe.count = heatmaps.count.unwrap_or(probe.count);
