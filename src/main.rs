@@ -249,8 +249,12 @@ fn parse_set(s: &str) -> Result<(String, f64), String> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match cli.command {
+    execute(Cli::parse().command).unwrap_or_else(|e| fail(&e))
+}
+
+/// Runs one command; an `Err` is printed by `fail` with exit code 1.
+fn execute(command: Command) -> Result<ExitCode, String> {
+    match command {
         Command::Check { specs } => {
             let mut failed = 0;
             for spec in &specs {
@@ -276,16 +280,12 @@ fn main() -> ExitCode {
             }
             if failed > 0 {
                 eprintln!("{failed} of {} spec{} failed", specs.len(), if specs.len() == 1 { "" } else { "s" });
-                ExitCode::from(1)
-            } else {
-                ExitCode::SUCCESS
+                return Ok(ExitCode::from(1));
             }
+            Ok(ExitCode::SUCCESS)
         }
         Command::Run { spec, settings: a, resume, out, device, quiet, stop_after_steps } => {
-            let device = match netc::runtime::parse_device(&device) {
-                Ok(d) => d,
-                Err(e) => return fail(&e),
-            };
+            let device = netc::runtime::parse_device(&device)?;
             let settings = netc::train::Settings {
                 profile: a.profile,
                 set: a.set,
@@ -299,8 +299,8 @@ fn main() -> ExitCode {
             };
             let _ = ctrlc::set_handler(|| netc::train::INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst));
             let opts = netc::train::RunOptions { spec, resume, settings, out, device, quiet, stop_after_steps };
-            match netc::train::run(&opts) {
-                Ok(netc::train::RunOutcome::Finished { dir, final_accuracy, best_accuracy }) => {
+            match netc::train::run(&opts)? {
+                netc::train::RunOutcome::Finished { dir, final_accuracy, best_accuracy } => {
                     if !quiet {
                         println!(
                             "done: test accuracy {:.2}% (best {:.2}%); see {}/report.md",
@@ -309,46 +309,26 @@ fn main() -> ExitCode {
                             dir.display()
                         );
                     }
-                    ExitCode::SUCCESS
+                    Ok(ExitCode::SUCCESS)
                 }
-                Ok(netc::train::RunOutcome::Interrupted { .. }) => ExitCode::from(130),
-                Err(e) => fail(&e),
+                netc::train::RunOutcome::Interrupted { .. } => Ok(ExitCode::from(130)),
             }
         }
         Command::Eval { trained, test_images, batch_size, csv, device } => {
-            let device = match netc::runtime::parse_device(&device) {
-                Ok(d) => d,
-                Err(e) => return fail(&e),
-            };
-            let (graph, recipe) = match trained.resolve(test_images) {
-                Ok(r) => r,
-                Err(e) => return fail(&e),
-            };
-            let weights = trained.weights;
+            let device = netc::runtime::parse_device(&device)?;
+            let (graph, recipe) = trained.resolve(test_images)?;
             let (source, limit) = (recipe.data.dataset, recipe.data.test_images);
-            match netc::train::evaluate_command(&graph, &weights, &source, limit, batch_size, &device) {
-                Ok(e) => {
-                    print!("{}", e.table());
-                    if let Some(path) = csv {
-                        if let Err(err) = std::fs::write(&path, e.csv()) {
-                            return fail(&format!("cannot write `{}`: {err}", path.display()));
-                        }
-                        println!("confusion matrix written to {}", path.display());
-                    }
-                    ExitCode::SUCCESS
-                }
-                Err(e) => fail(&e),
+            let e = netc::train::evaluate_command(&graph, &trained.weights, &source, limit, batch_size, &device)?;
+            print!("{}", e.table());
+            if let Some(path) = csv {
+                std::fs::write(&path, e.csv()).map_err(|err| format!("cannot write `{}`: {err}", path.display()))?;
+                println!("confusion matrix written to {}", path.display());
             }
+            Ok(ExitCode::SUCCESS)
         }
         Command::Probe { trained, probes, heatmaps, shared_scale, sanity, out, device } => {
-            let device = match netc::runtime::parse_device(&device) {
-                Ok(d) => d,
-                Err(e) => return fail(&e),
-            };
-            let (graph, recipe) = match trained.resolve(None) {
-                Ok(r) => r,
-                Err(e) => return fail(&e),
-            };
+            let device = netc::runtime::parse_device(&device)?;
+            let (graph, recipe) = trained.resolve(None)?;
             let weights = trained.weights;
             let mut probe = recipe.probe.clone();
             probe.aggregate = heatmaps.aggregate.map_or(probe.aggregate, Into::into);
@@ -367,23 +347,15 @@ fn main() -> ExitCode {
                 sanity,
                 device,
             };
-            match netc::probe::probe_command(&request) {
-                Ok(table) => {
-                    print!("{table}");
-                    println!("heatmaps, figure.png and scores written to {}", out.display());
-                    ExitCode::SUCCESS
-                }
-                Err(e) => fail(&e),
-            }
+            print!("{}", netc::probe::probe_command(&request)?);
+            println!("heatmaps, figure.png and scores written to {}", out.display());
+            Ok(ExitCode::SUCCESS)
         }
         Command::Compare { runs, probe, heatmaps, out, device } => {
-            let device = match netc::runtime::parse_device(&device) {
-                Ok(d) => d,
-                Err(e) => return fail(&e),
-            };
-            let out = match out.map_or_else(|| netc::train::unique_dir("compare", None), Ok) {
-                Ok(out) => out,
-                Err(e) => return fail(&e),
+            let device = netc::runtime::parse_device(&device)?;
+            let out = match out {
+                Some(out) => out,
+                None => netc::train::unique_dir("compare", None)?,
             };
             let request = netc::probe::CompareRequest {
                 runs: &runs,
@@ -393,31 +365,21 @@ fn main() -> ExitCode {
                 out: &out,
                 device,
             };
-            match netc::probe::compare(&request) {
-                Ok(table) => {
-                    print!("{table}");
-                    println!("compare.md, compare.csv and compare.png written to {}", out.display());
-                    ExitCode::SUCCESS
-                }
-                Err(e) => fail(&e),
-            }
+            print!("{}", netc::probe::compare(&request)?);
+            println!("compare.md, compare.csv and compare.png written to {}", out.display());
+            Ok(ExitCode::SUCCESS)
         }
-        Command::Compile { spec, set, format } => match netc::compile::compile_file(&spec, &set) {
-            Ok(c) => {
-                let text = match format {
-                    Format::Summary => netc::summary::table(&c.graph),
-                    Format::Json => netc::summary::json(&c.graph),
-                    Format::Dot => netc::summary::dot(&c.graph),
-                };
-                // A closed pipe (`| head`) is not an error worth a panic.
-                let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes());
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprint!("{e}");
-                ExitCode::from(1)
-            }
-        },
+        Command::Compile { spec, set, format } => {
+            let c = netc::compile::compile_file(&spec, &set).map_err(|e| e.render())?;
+            let text = match format {
+                Format::Summary => netc::summary::table(&c.graph),
+                Format::Json => netc::summary::json(&c.graph),
+                Format::Dot => netc::summary::dot(&c.graph),
+            };
+            // A closed pipe (`| head`) is not an error worth a panic.
+            let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes());
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

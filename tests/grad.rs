@@ -5,41 +5,14 @@
 //! linear in `x`, so central differences are exact up to rounding, as long as
 //! no max-pool tie is crossed: max pool inputs are distinct values far apart.
 
+mod common;
+
 use candle_core::{DType, Device, Result, Tensor, Var};
+use common::Rng;
 use netc::runtime::ops::{avg_pool2d, batch_norm_train, conv2d, max_pool2d, upsample_bilinear2d, upsample_nearest2d};
 
 const EPS: f64 = 1e-6;
 const TOL: f64 = 1e-6;
-
-/// A seeded xorshift64 generator.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    /// A value in [-1, 1).
-    fn uniform(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
-    }
-
-    fn uniforms(&mut self, n: usize) -> Vec<f64> {
-        (0..n).map(|_| self.uniform()).collect()
-    }
-
-    /// `n` distinct values in [-1, 1), at least 1/n apart, shuffled.
-    fn distinct(&mut self, n: usize) -> Vec<f64> {
-        let mut v: Vec<f64> = (0..n).map(|i| (2 * i) as f64 / n as f64 - 1.0).collect();
-        for i in (1..n).rev() {
-            v.swap(i, (self.next() % (i as u64 + 1)) as usize);
-        }
-        v
-    }
-}
 
 type Op = Box<dyn Fn(&Tensor) -> Result<Tensor>>;
 

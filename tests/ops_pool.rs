@@ -2,44 +2,13 @@
 //! apply (no padding, floor mode), and against hand-computed PyTorch results
 //! with padding and ceil mode.
 
+mod common;
+
 use candle_core::{DType, Device, Result, Tensor};
 use netc::graph::window_output;
 use netc::runtime::ops::{avg_pool2d, max_pool2d};
 
-/// A seeded xorshift64 generator of values in [-1, 1).
-struct Rng(u64);
-
-impl Rng {
-    fn uniform(&mut self) -> f64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
-    }
-
-    fn tensor(&mut self, dims: [usize; 4], dtype: DType) -> Tensor {
-        let v: Vec<f64> = (0..dims.iter().product()).map(|_| self.uniform()).collect();
-        Tensor::from_vec(v, &dims, &Device::Cpu).unwrap().to_dtype(dtype).unwrap()
-    }
-}
-
-/// `[n, c, h, w]` filled with 0, 1, 2, ... in row-major order.
-fn arange(dims: [usize; 4]) -> Tensor {
-    let n = dims.iter().product::<usize>();
-    Tensor::arange(0f64, n as f64, &Device::Cpu).unwrap().reshape(&dims).unwrap()
-}
-
-fn values(t: &Tensor) -> Vec<f64> {
-    t.flatten_all().unwrap().to_dtype(DType::F64).unwrap().to_vec1().unwrap()
-}
-
-fn assert_close(got: &Tensor, want: &[f64], tol: f64) {
-    let got = values(got);
-    assert_eq!(got.len(), want.len(), "got {got:?}, want {want:?}");
-    for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        assert!((g - w).abs() <= tol * w.abs().max(1.0), "element {i}: got {g}, want {w}\ngot {got:?}\nwant {want:?}");
-    }
-}
+use common::{Rng, arange, assert_close, values};
 
 #[test]
 fn match_candle_without_padding_in_floor_mode() -> Result<()> {

@@ -1,46 +1,15 @@
 //! Forward nearest and bilinear resizing: against candle's own resizing where
 //! it agrees with PyTorch, and against hand-computed PyTorch results.
 
+mod common;
+
 use candle_core::{DType, Device, Result, Tensor};
 use netc::runtime::ops::{upsample_bilinear2d, upsample_nearest2d};
 
-/// A seeded xorshift64 generator of values in [-1, 1).
-struct Rng(u64);
-
-impl Rng {
-    fn uniform(&mut self) -> f64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
-    }
-
-    fn tensor(&mut self, dims: [usize; 4], dtype: DType) -> Tensor {
-        let v: Vec<f64> = (0..dims.iter().product()).map(|_| self.uniform()).collect();
-        Tensor::from_vec(v, &dims, &Device::Cpu).unwrap().to_dtype(dtype).unwrap()
-    }
-}
+use common::{Rng, arange, assert_close, values};
 
 fn tensor(v: &[f64], dims: [usize; 4]) -> Tensor {
     Tensor::from_slice(v, &dims, &Device::Cpu).unwrap()
-}
-
-/// `[n, c, h, w]` filled with 0, 1, 2, ... in row-major order.
-fn arange(dims: [usize; 4]) -> Tensor {
-    let n = dims.iter().product::<usize>();
-    Tensor::arange(0f64, n as f64, &Device::Cpu).unwrap().reshape(&dims).unwrap()
-}
-
-fn values(t: &Tensor) -> Vec<f64> {
-    t.flatten_all().unwrap().to_dtype(DType::F64).unwrap().to_vec1().unwrap()
-}
-
-fn assert_close(got: &Tensor, want: &[f64], tol: f64) {
-    let got = values(got);
-    assert_eq!(got.len(), want.len(), "got {got:?}, want {want:?}");
-    for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        assert!((g - w).abs() <= tol * w.abs().max(1.0), "element {i}: got {g}, want {w}\ngot {got:?}\nwant {want:?}");
-    }
 }
 
 #[test]

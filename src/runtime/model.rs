@@ -26,9 +26,24 @@ pub struct Output {
 /// unexpected, when loading weights.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Mismatch {
-    Missing { name: String, shape: Vec<usize> },
-    Unexpected { name: String, shape: Vec<usize> },
-    Shape { name: String, expected: Vec<usize>, found: Vec<usize> },
+    Missing {
+        name: String,
+        shape: Vec<usize>,
+    },
+    Unexpected {
+        name: String,
+        shape: Vec<usize>,
+    },
+    Shape {
+        name: String,
+        expected: Vec<usize>,
+        found: Vec<usize>,
+    },
+    /// Present with the right shape, but not convertible to the model's.
+    Unreadable {
+        name: String,
+        error: String,
+    },
 }
 
 impl std::fmt::Display for Mismatch {
@@ -39,6 +54,7 @@ impl std::fmt::Display for Mismatch {
             Mismatch::Shape { name, expected, found } => {
                 write!(f, "`{name}` is {found:?} in the weights but {expected:?} in the spec")
             }
+            Mismatch::Unreadable { name, error } => write!(f, "`{name}` cannot be read: {error}"),
         }
     }
 }
@@ -325,5 +341,5 @@ fn batch_norm(
 }
 
 fn load_error(name: &str, e: candle_core::Error) -> Mismatch {
-    Mismatch::Shape { name: format!("{name} ({e})"), expected: vec![], found: vec![] }
+    Mismatch::Unreadable { name: name.to_string(), error: e.to_string() }
 }

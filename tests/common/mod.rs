@@ -3,6 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
+use candle_core::{DType, Device, Tensor};
+
 use netc::compile::{compile_file, compile_source};
 
 /// A path relative to the crate root, so that snapshots do not depend on
@@ -40,4 +42,58 @@ pub fn snapshots(folder: &str) -> insta::Settings {
     s.set_snapshot_path(Path::new(env!("CARGO_MANIFEST_DIR")).join("snapshots").join(folder));
     s.set_prepend_module_to_snapshot(false);
     s
+}
+
+/// A seeded xorshift64 generator for test data.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// A value in [-1, 1).
+    pub fn uniform(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
+    }
+
+    pub fn uniforms(&mut self, n: usize) -> Vec<f64> {
+        (0..n).map(|_| self.uniform()).collect()
+    }
+
+    /// `n` distinct values in [-1, 1), at least 1/n apart, shuffled.
+    pub fn distinct(&mut self, n: usize) -> Vec<f64> {
+        let mut v: Vec<f64> = (0..n).map(|i| (2 * i) as f64 / n as f64 - 1.0).collect();
+        for i in (1..n).rev() {
+            v.swap(i, (self.next() % (i as u64 + 1)) as usize);
+        }
+        v
+    }
+
+    /// A tensor of uniform values in [-1, 1).
+    pub fn tensor(&mut self, dims: [usize; 4], dtype: DType) -> Tensor {
+        Tensor::from_vec(self.uniforms(dims.iter().product()), &dims, &Device::Cpu).unwrap().to_dtype(dtype).unwrap()
+    }
+}
+
+/// `[n, c, h, w]` filled with 0, 1, 2, ... in row-major order.
+pub fn arange(dims: [usize; 4]) -> Tensor {
+    let n = dims.iter().product::<usize>();
+    Tensor::arange(0f64, n as f64, &Device::Cpu).unwrap().reshape(&dims).unwrap()
+}
+
+pub fn values(t: &Tensor) -> Vec<f64> {
+    t.flatten_all().unwrap().to_dtype(DType::F64).unwrap().to_vec1().unwrap()
+}
+
+/// Element-wise closeness, relative to the wanted value (absolute below 1).
+pub fn assert_close(got: &Tensor, want: &[f64], tol: f64) {
+    let got = values(got);
+    assert_eq!(got.len(), want.len(), "got {got:?}, want {want:?}");
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!((g - w).abs() <= tol * w.abs().max(1.0), "element {i}: got {g}, want {w}\ngot {got:?}\nwant {want:?}");
+    }
 }
