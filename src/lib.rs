@@ -4,6 +4,7 @@
 //! [`syntax`] text -> AST; [`compile`] AST -> [`graph::Graph`] + [`recipe::Recipe`];
 //! [`summary`] views of a graph. Nothing after the Graph IR reads spec text.
 
+pub mod bench;
 pub mod compile;
 pub mod data;
 pub mod diag;

@@ -37,6 +37,39 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Summary)]
         format: Format,
     },
+    /// Time a spec's training and inference steps on random data.
+    ///
+    /// Prints images/s, milliseconds per step and GFLOP/s (medians after
+    /// warm-up) and the peak memory; a training step is forward, loss,
+    /// backward and an SGD update, as in `netc run`.
+    Bench {
+        /// The spec file (`.net`).
+        spec: PathBuf,
+        /// Override a net parameter, e.g. `--set width=0.25` (repeatable).
+        #[arg(long = "set", value_name = "NAME=VALUE", value_parser = parse_set)]
+        set: Vec<(String, f64)>,
+        /// Images per step.
+        #[arg(long, default_value_t = 64)]
+        batch: usize,
+        /// Timed steps of each kind.
+        #[arg(long, default_value_t = 5)]
+        steps: usize,
+        /// Untimed steps before them.
+        #[arg(long, default_value_t = 2)]
+        warmup: usize,
+        /// Worker threads (default: one per core).
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+        /// `cpu` (the native engine); `cuda` needs a CUDA build.
+        #[arg(long, default_value = "cpu")]
+        device: String,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Also show where a training step spends its time, by op kind.
+        #[arg(long)]
+        profile: bool,
+    },
     /// Train a spec with the recipe in its front matter, into a run
     /// directory (graph, recipe, metrics, checkpoints, plot, report).
     ///
@@ -367,6 +400,20 @@ fn execute(command: Command) -> Result<ExitCode, String> {
             };
             print!("{}", netc::probe::compare(&request)?);
             println!("compare.md, compare.csv and compare.png written to {}", out.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench { spec, set, batch, steps, warmup, threads, device, json, profile } => {
+            if !netc::runtime::parse_device(&device)?.is_cpu() {
+                return Err("`netc bench` runs the CPU engine in this build; CUDA is issue 6".to_string());
+            }
+            let c = netc::compile::compile_file(&spec, &set).map_err(|e| e.render())?;
+            let report =
+                netc::bench::bench(&c.graph, &netc::bench::BenchOptions { batch, steps, warmup, threads, profile })?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?);
+            } else {
+                print!("{}", report.text());
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Compile { spec, set, format } => {

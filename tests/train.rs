@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
 use netc::data::{self, Normalize, Split};
+use netc::runtime::native::Net;
 use netc::runtime::{Mode, Model};
-use netc::train::{Optimizer, RunOptions, RunOutcome, Settings, checkpoint, cross_entropy};
+use netc::train::{Optimizer, RunOptions, RunOutcome, Settings, checkpoint, softmax_cross_entropy};
 
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("netc-test-{name}-{}", std::process::id()));
@@ -25,21 +26,18 @@ fn steps_lower_the_loss(spec: &str, set: &[(&str, f64)]) {
     );
     let norm = Normalize { mean: [0.5; 3], std: [0.25; 3] };
     let batch = data::batches(ds, 16, false, &[], norm, 0, 0, Device::Cpu).next().expect("one batch").expect("batch");
-    let mut model = Model::new(&graph, &Device::Cpu, 7).expect("model");
+    let mut net = Net::from_model(&Model::new(&graph, &Device::Cpu, 7).expect("model")).expect("engine");
+    let images: Vec<f32> = batch.images.flatten_all().and_then(|t| t.to_vec1()).expect("images");
+    let labels: Vec<u32> = batch.labels.to_vec1().expect("labels");
     let settings = netc::recipe::Optimizer { lr: 0.05, ..Default::default() };
     let mut opt = Optimizer::new(&settings);
     let mut losses = Vec::new();
     for step in 0..4 {
-        let out = model.forward(&batch.images, Mode::Train, &[], step).expect("forward");
-        let loss = cross_entropy(&out.logits, &batch.labels, 0.0).expect("loss");
-        losses.push(loss.to_scalar::<f32>().expect("scalar"));
-        let grads = loss.backward().expect("backward");
-        let by_name = model
-            .params()
-            .iter()
-            .filter_map(|(n, v)| grads.get(v.as_tensor()).map(|g| (n.clone(), g.clone())))
-            .collect();
-        opt.step(model.params(), &by_name, 0.05).expect("step");
+        let logits = net.forward(&images, labels.len(), Mode::Train, step).expect("forward");
+        let loss = softmax_cross_entropy(logits, &labels, 0.0);
+        losses.push(loss.value);
+        net.backward(&loss.grad).expect("backward");
+        opt.step(net.params_mut(), 0.05);
     }
     assert!(losses[3] < losses[0], "{spec}: losses {losses:?} did not fall");
 }

@@ -5,6 +5,7 @@
 //! graph's nodes in order. It reads only the [`Graph`](crate::graph::Graph).
 
 mod model;
+pub mod native;
 pub mod ops;
 
 pub use model::{Mismatch, Mode, Model, Output, parse_device};

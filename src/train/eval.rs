@@ -4,12 +4,13 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::Arc;
 
-use candle_core::{D, Device};
+use candle_core::Device;
 
 use super::checkpoint;
-use super::optim::cross_entropy;
+use super::optim::softmax_cross_entropy;
 use crate::data::{self, Dataset, Normalize, Split};
 use crate::recipe::DataSource;
+use crate::runtime::native::{self, Net};
 use crate::runtime::{Mode, Model};
 
 #[derive(Clone, Debug)]
@@ -68,26 +69,22 @@ impl Evaluation {
     }
 }
 
-/// Evaluates `model` on all of `data`, in evaluation mode.
-pub fn evaluate(
-    model: &mut Model,
-    data: Arc<Dataset>,
-    batch_size: usize,
-    norm: Normalize,
-) -> candle_core::Result<Evaluation> {
+/// Evaluates `net` on all of `data`, in evaluation mode.
+pub fn evaluate(net: &mut Net, data: Arc<Dataset>, batch_size: usize, norm: Normalize) -> Result<Evaluation, String> {
     let k = data.classes.len();
     let mut confusion = vec![vec![0u64; k]; k];
     let (mut loss_sum, mut seen) = (0.0, 0usize);
-    let device = model.device().clone();
-    for batch in data::batches(data.clone(), batch_size, false, &[], norm, 0, 0, device) {
-        let batch = batch?;
-        let out = model.forward(&batch.images, Mode::Eval, &[], 0)?;
-        let n = batch.indices.len();
-        loss_sum += cross_entropy(&out.logits, &batch.labels, 0.0)?.to_scalar::<f32>()? as f64 * n as f64;
+    for batch in data::batches(data.clone(), batch_size, false, &[], norm, 0, 0, Device::Cpu) {
+        let batch = batch.map_err(|e| e.to_string())?;
+        let images: Vec<f32> = batch.images.flatten_all().and_then(|t| t.to_vec1()).map_err(|e| e.to_string())?;
+        let labels: Vec<u32> = batch.labels.to_vec1().map_err(|e| e.to_string())?;
+        let logits = net.forward(&images, labels.len(), Mode::Eval, 0).map_err(|e: native::Error| e.to_string())?;
+        let n = labels.len();
+        loss_sum += softmax_cross_entropy(logits, &labels, 0.0).value * n as f64;
         seen += n;
-        let predicted = out.logits.argmax(D::Minus1)?.to_vec1::<u32>()?;
-        for (p, t) in predicted.iter().zip(batch.labels.to_vec1::<u32>()?) {
-            confusion[t as usize][*p as usize] += 1;
+        for (row, t) in logits.chunks_exact(k).zip(labels) {
+            let predicted = row.iter().enumerate().fold(0, |b, (j, v)| if *v > row[b] { j } else { b });
+            confusion[t as usize][predicted] += 1;
         }
     }
     let correct: u64 = (0..k).map(|i| confusion[i][i]).sum();
@@ -110,11 +107,12 @@ pub fn evaluate_command(
     batch_size: usize,
     device: &Device,
 ) -> Result<Evaluation, String> {
-    let (mut model, norm) = load_model(graph, weights, device)?;
+    let (model, norm) = load_model(graph, weights, device)?;
+    let mut net = Net::from_model(&model).map_err(|e| e.to_string())?;
     let shape = input_shape(graph)?;
     let data = data::load(source, Split::Test, shape, test_images, super::run::TEST_SEED).map_err(|e| e.to_string())?;
     super::run::check_classes(graph, &data)?;
-    evaluate(&mut model, Arc::new(data), batch_size, norm).map_err(|e| e.to_string())
+    evaluate(&mut net, Arc::new(data), batch_size, norm)
 }
 
 /// The net of `graph` with the weights of a checkpoint, and the input

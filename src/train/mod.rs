@@ -11,5 +11,5 @@ mod report;
 mod run;
 
 pub use eval::{Evaluation, evaluate, evaluate_command, input_shape, load_model};
-pub use optim::{Optimizer, cross_entropy, learning_rate};
+pub use optim::{Loss, Optimizer, clip, learning_rate, softmax_cross_entropy};
 pub use run::{EpochMetrics, INTERRUPTED, RunOptions, RunOutcome, Settings, resolve, run, unique_dir};

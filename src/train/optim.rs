@@ -2,17 +2,19 @@
 
 use std::collections::BTreeMap;
 
-use candle_core::{Result, Tensor, Var};
+use candle_core::{Device, Tensor};
 
 use crate::recipe::{OptimizerKind, Schedule, Train};
+use crate::runtime::native::Param;
 
-/// SGD (momentum, Nesterov, L2 weight decay) or AdamW (decoupled decay).
-/// Its state is a set of named tensors, saved in checkpoints under
-/// `netc/optim/<param>.<slot>`, so a resumed run continues exactly.
+/// SGD (momentum, Nesterov, L2 weight decay) or AdamW (decoupled decay),
+/// with PyTorch's update rules in f32. Its state is a set of named
+/// buffers, saved in checkpoints under `netc/optim/<param>.<slot>`, so a
+/// resumed run continues exactly.
 pub struct Optimizer {
     settings: crate::recipe::Optimizer,
     /// `<param>.momentum` for SGD; `<param>.m`, `<param>.v` for AdamW.
-    state: BTreeMap<String, Tensor>,
+    state: BTreeMap<String, Vec<f32>>,
     /// Updates done, for AdamW's bias correction.
     pub steps: u64,
 }
@@ -22,65 +24,84 @@ impl Optimizer {
         Optimizer { settings: settings.clone(), state: BTreeMap::new(), steps: 0 }
     }
 
-    /// One update of every parameter that has a gradient in `grads`.
-    pub fn step(&mut self, params: &BTreeMap<String, Var>, grads: &BTreeMap<String, Tensor>, lr: f64) -> Result<()> {
+    /// One update of every parameter from its gradient.
+    pub fn step(&mut self, params: &mut [Param], lr: f64) {
         self.steps += 1;
         let o = &self.settings;
-        for (name, var) in params {
-            let Some(g) = grads.get(name) else { continue };
-            // Detached: the update must not record autograd history, or the
-            // stored momentum would keep every earlier step's graph alive.
-            let (p, g) = (var.as_tensor().detach(), g.detach());
-            let (p, g) = (&p, &g);
-            let update = match o.kind {
+        let (lr, wd) = (lr as f32, o.weight_decay as f32);
+        for p in params {
+            match o.kind {
                 OptimizerKind::Sgd => {
-                    let g = if o.weight_decay != 0.0 { (g + p.affine(o.weight_decay, 0.0)?)? } else { g.clone() };
-                    if o.momentum == 0.0 {
-                        g
-                    } else {
-                        let key = format!("{name}.momentum");
-                        let buf = match self.state.get(&key) {
-                            Some(b) => (b.affine(o.momentum, 0.0)? + &g)?,
-                            None => g.clone(),
-                        };
-                        let update = if o.nesterov { (&g + buf.affine(o.momentum, 0.0)?)? } else { buf.clone() };
-                        self.state.insert(key, buf);
-                        update
+                    let momentum = o.momentum as f32;
+                    let decayed = p.grad.iter().zip(&p.value).map(|(g, v)| g + wd * v);
+                    if momentum == 0.0 {
+                        let updates: Vec<f32> = decayed.collect();
+                        p.value.iter_mut().zip(updates).for_each(|(v, u)| *v -= lr * u);
+                        continue;
                     }
+                    let slot = format!("{}.momentum", p.name);
+                    // PyTorch starts the momentum buffer at the first gradient.
+                    let fresh = !self.state.contains_key(&slot);
+                    let mut buf = self.state.remove(&slot).unwrap_or_else(|| vec![0.0; p.value.len()]);
+                    let mut updates = Vec::with_capacity(p.value.len());
+                    for (b, g) in buf.iter_mut().zip(decayed) {
+                        *b = if fresh { g } else { momentum * *b + g };
+                        updates.push(if o.nesterov { g + momentum * *b } else { *b });
+                    }
+                    p.value.iter_mut().zip(updates).for_each(|(v, u)| *v -= lr * u);
+                    self.state.insert(slot, buf);
                 }
                 OptimizerKind::Adamw => {
-                    let [b1, b2] = o.betas;
-                    let (mk, vk) = (format!("{name}.m"), format!("{name}.v"));
-                    let m = match self.state.get(&mk) {
-                        Some(m) => (m.affine(b1, 0.0)? + g.affine(1.0 - b1, 0.0)?)?,
-                        None => g.affine(1.0 - b1, 0.0)?,
-                    };
-                    let v = match self.state.get(&vk) {
-                        Some(v) => (v.affine(b2, 0.0)? + g.sqr()?.affine(1.0 - b2, 0.0)?)?,
-                        None => g.sqr()?.affine(1.0 - b2, 0.0)?,
-                    };
+                    let [b1, b2] = o.betas.map(|b| b as f32);
                     let t = self.steps as i32;
-                    let m_hat = m.affine(1.0 / (1.0 - b1.powi(t)), 0.0)?;
-                    let v_hat = v.affine(1.0 / (1.0 - b2.powi(t)), 0.0)?;
+                    let (c1, c2) = (1.0 - o.betas[0].powi(t), 1.0 - o.betas[1].powi(t));
+                    let (c1, c2, eps) = (c1 as f32, c2 as f32, o.eps as f32);
+                    let take = |state: &mut BTreeMap<String, Vec<f32>>, key: &str| {
+                        state.remove(key).unwrap_or_else(|| vec![0.0; p.value.len()])
+                    };
+                    let (mk, vk) = (format!("{}.m", p.name), format!("{}.v", p.name));
+                    let (mut m, mut v) = (take(&mut self.state, &mk), take(&mut self.state, &vk));
+                    for i in 0..p.value.len() {
+                        let g = p.grad[i];
+                        m[i] = b1 * m[i] + (1.0 - b1) * g;
+                        v[i] = b2 * v[i] + (1.0 - b2) * g * g;
+                        let adam = (m[i] / c1) / ((v[i] / c2).sqrt() + eps);
+                        p.value[i] -= lr * (adam + wd * p.value[i]);
+                    }
                     self.state.insert(mk, m);
                     self.state.insert(vk, v);
-                    let adam = (m_hat / (v_hat.sqrt()? + o.eps)?)?;
-                    (adam + p.affine(o.weight_decay, 0.0)?)?
                 }
-            };
-            var.set(&(p - update.affine(lr, 0.0)?)?.detach())?;
+            }
         }
-        Ok(())
     }
 
     /// The state, by name, for a checkpoint (without the `optim.` prefix).
-    pub fn state(&self) -> &BTreeMap<String, Tensor> {
-        &self.state
+    pub fn state(&self) -> BTreeMap<String, Tensor> {
+        let tensor = |v: &Vec<f32>| Tensor::from_slice(v, v.len(), &Device::Cpu).expect("a vector fits its length");
+        self.state.iter().map(|(k, v)| (k.clone(), tensor(v))).collect()
     }
 
-    pub fn restore(&mut self, state: BTreeMap<String, Tensor>, steps: u64) {
-        self.state = state;
+    /// Takes the state of a checkpoint back; `steps` updates were done.
+    pub fn restore(&mut self, state: &BTreeMap<String, Tensor>, steps: u64) -> Result<(), String> {
+        self.state = state
+            .iter()
+            .map(|(k, t)| {
+                let v = t.flatten_all().and_then(|t| t.to_dtype(candle_core::DType::F32)).and_then(|t| t.to_vec1());
+                v.map(|v| (k.clone(), v)).map_err(|e| format!("optimiser state `{k}`: {e}"))
+            })
+            .collect::<Result<_, _>>()?;
         self.steps = steps;
+        Ok(())
+    }
+}
+
+/// Scales all gradients so that their global L2 norm is at most `limit`.
+pub fn clip(params: &mut [Param], limit: f64) {
+    let total: f64 = params.iter().flat_map(|p| &p.grad).map(|g| (*g as f64) * (*g as f64)).sum();
+    let norm = total.sqrt();
+    if norm > limit {
+        let scale = (limit / norm) as f32;
+        params.iter_mut().flat_map(|p| &mut p.grad).for_each(|g| *g *= scale);
     }
 }
 
@@ -104,14 +125,38 @@ pub fn learning_rate(train: &Train, base: f64, step: u64, steps_per_epoch: u64) 
     }
 }
 
-/// Cross-entropy of `logits` [N, K] against `labels` [N], with label
-/// smoothing `eps` (the target puts `eps / K` on every class).
-pub fn cross_entropy(logits: &Tensor, labels: &Tensor, eps: f64) -> Result<Tensor> {
-    let logp = candle_nn::ops::log_softmax(logits, 1)?;
-    let nll = logp.gather(&labels.unsqueeze(1)?, 1)?.squeeze(1)?.neg()?.mean_all()?;
-    if eps == 0.0 {
-        return Ok(nll);
+/// The loss of a batch, from [`softmax_cross_entropy`].
+pub struct Loss {
+    /// Mean over the batch.
+    pub value: f64,
+    /// Its gradient with respect to the logits, `[N, K]`.
+    pub grad: Vec<f32>,
+    /// Examples whose largest logit is their label's.
+    pub correct: usize,
+}
+
+/// Cross-entropy of `logits` `[N, K]` against `labels`, with label
+/// smoothing `eps` (the target puts `eps / K` on every class), as
+/// PyTorch's `cross_entropy(..., label_smoothing=eps)`.
+pub fn softmax_cross_entropy(logits: &[f32], labels: &[u32], eps: f64) -> Loss {
+    let n = labels.len();
+    let k = logits.len() / n.max(1);
+    let mut grad = vec![0.0f32; logits.len()];
+    let (mut total, mut correct) = (0.0f64, 0);
+    for ((row, g), &label) in logits.chunks_exact(k).zip(grad.chunks_exact_mut(k)).zip(labels) {
+        let max = row.iter().fold(f32::NEG_INFINITY, |a, b| a.max(*b));
+        let sum: f64 = row.iter().map(|v| ((v - max) as f64).exp()).sum();
+        let log_sum = sum.ln() + max as f64;
+        let logp = |v: f32| v as f64 - log_sum;
+        let nll = -logp(row[label as usize]);
+        let uniform = -row.iter().map(|v| logp(*v)).sum::<f64>() / k as f64;
+        total += (1.0 - eps) * nll + eps * uniform;
+        for (j, (gj, v)) in g.iter_mut().zip(row).enumerate() {
+            let target = eps / k as f64 + if j == label as usize { 1.0 - eps } else { 0.0 };
+            *gj = ((logp(*v).exp() - target) / n as f64) as f32;
+        }
+        let best = row.iter().enumerate().fold(0, |b, (j, v)| if *v > row[b] { j } else { b });
+        correct += usize::from(best == label as usize);
     }
-    let uniform = logp.mean(1)?.neg()?.mean_all()?;
-    nll.affine(1.0 - eps, 0.0)? + uniform.affine(eps, 0.0)?
+    Loss { value: total / n.max(1) as f64, grad, correct }
 }

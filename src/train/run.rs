@@ -6,15 +6,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use candle_core::{D, Device, Tensor};
+use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::checkpoint::{self, Progress};
 use super::eval::{evaluate, input_shape};
-use super::optim::{Optimizer, cross_entropy, learning_rate};
+use super::optim::{Optimizer, clip, learning_rate, softmax_cross_entropy};
 use crate::data::{self, Dataset, Normalize, Split};
 use crate::graph::Graph;
 use crate::recipe::{DataSource, Recipe};
+use crate::runtime::native::Net;
 use crate::runtime::{Mode, Model};
 
 /// Set by the Ctrl-C handler: the run finishes its step, writes a
@@ -236,6 +237,9 @@ fn train(dir: &Path, graph: &Graph, recipe: &Recipe, opts: &RunOptions) -> Resul
     let norm = Normalize { mean, std };
 
     let device = &opts.device;
+    if !device.is_cpu() {
+        return Err("training runs on the CPU in this build (`--device cpu`); CUDA is issue 6".to_string());
+    }
     let err = |e: candle_core::Error| e.to_string();
     let mut model = Model::new(graph, device, t.seed).map_err(err)?;
     let mut optimizer = Optimizer::new(&t.optimizer);
@@ -251,7 +255,7 @@ fn train(dir: &Path, graph: &Graph, recipe: &Recipe, opts: &RunOptions) -> Resul
             )
         })?;
         progress = cp.progress.ok_or_else(|| format!("`{}` holds no training progress", last.display()))?;
-        optimizer.restore(cp.optimizer, progress.step);
+        optimizer.restore(&cp.optimizer, progress.step)?;
         if progress.epoch >= t.epochs as u64 {
             let accuracy = read_metrics(dir).last().map_or(0.0, |m| m.test_accuracy);
             say(&format!(
@@ -267,6 +271,7 @@ fn train(dir: &Path, graph: &Graph, recipe: &Recipe, opts: &RunOptions) -> Resul
         }
         say(&format!("resuming {} at epoch {}, batch {}", dir.display(), progress.epoch + 1, progress.batch));
     }
+    let mut net = Net::from_model(&model).map_err(|e| e.to_string())?;
     // Metrics past the checkpoint come from an epoch that will run again.
     trim_metrics(dir, progress.epoch)?;
     if progress.step == 0 {
@@ -299,9 +304,11 @@ fn train(dir: &Path, graph: &Graph, recipe: &Recipe, opts: &RunOptions) -> Resul
             let batch = batch.map_err(err)?;
             let lr = learning_rate(t, t.optimizer.lr, progress.step, steps_per_epoch);
             let dropout_seed = crate::rng::mix(&[t.seed, progress.step]);
-            let out = model.forward(&batch.images, Mode::Train, &[], dropout_seed).map_err(err)?;
-            let loss = cross_entropy(&out.logits, &batch.labels, t.label_smoothing).map_err(err)?;
-            let loss_value = loss.to_scalar::<f32>().map_err(err)? as f64;
+            let images: Vec<f32> = batch.images.flatten_all().and_then(|t| t.to_vec1()).map_err(err)?;
+            let labels: Vec<u32> = batch.labels.to_vec1().map_err(err)?;
+            let logits = net.forward(&images, labels.len(), Mode::Train, dropout_seed).map_err(|e| e.to_string())?;
+            let loss = softmax_cross_entropy(logits, &labels, t.label_smoothing);
+            let loss_value = loss.value;
             if !loss_value.is_finite() {
                 bar.abandon();
                 let kept = if last.exists() {
@@ -315,27 +322,14 @@ fn train(dir: &Path, graph: &Graph, recipe: &Recipe, opts: &RunOptions) -> Resul
                     progress.step + 1
                 ));
             }
-            let grads = loss.backward().map_err(err)?;
-            let mut by_name = std::collections::BTreeMap::new();
-            for (name, var) in model.params() {
-                if let Some(g) = grads.get(var.as_tensor()) {
-                    by_name.insert(name.clone(), g.clone());
-                }
-            }
+            net.backward(&loss.grad).map_err(|e| e.to_string())?;
             if let Some(limit) = t.grad_clip {
-                clip(&mut by_name, limit).map_err(err)?;
+                clip(net.params_mut(), limit);
             }
-            optimizer.step(model.params(), &by_name, lr).map_err(err)?;
+            optimizer.step(net.params_mut(), lr);
             progress.step += 1;
-            let n = batch.indices.len() as f64;
-            let correct = out
-                .logits
-                .argmax(D::Minus1)
-                .and_then(|p| p.eq(&batch.labels))
-                .and_then(|c| c.to_dtype(candle_core::DType::F32))
-                .and_then(|c| c.sum_all())
-                .and_then(|c| c.to_scalar::<f32>())
-                .map_err(err)?;
+            let n = labels.len() as f64;
+            let correct = loss.correct;
             sums[0] += loss_value * n;
             sums[1] += correct as f64;
             sums[2] += n;
@@ -352,14 +346,14 @@ fn train(dir: &Path, graph: &Graph, recipe: &Recipe, opts: &RunOptions) -> Resul
                 bar.abandon();
                 sums[3] = secs;
                 let here = Progress { epoch, batch: index as u64 + 1, sums, ..progress.clone() };
-                checkpoint::save(&last, &model.state(), optimizer.state(), &here, &norm)?;
+                checkpoint::save(&last, &net.state(), &optimizer.state(), &here, &norm)?;
                 say(&format!("interrupted: checkpoint written; continue with `netc run --resume {}`", dir.display()));
                 return Ok(RunOutcome::Interrupted { dir: dir.to_path_buf() });
             }
         }
         bar.finish_and_clear();
         let train_seconds = sums[3] + epoch_start.elapsed().as_secs_f64();
-        let test = evaluate(&mut model, test_data.clone(), batch_size, norm).map_err(err)?;
+        let test = evaluate(&mut net, test_data.clone(), batch_size, norm).map_err(|e| e.to_string())?;
         let metrics = EpochMetrics {
             epoch: epoch + 1,
             train_loss: sums[0] / sums[2].max(1.0),
@@ -393,15 +387,17 @@ fn train(dir: &Path, graph: &Graph, recipe: &Recipe, opts: &RunOptions) -> Resul
         // `best` first: a kill between the two writes then loses nothing.
         if best {
             let empty = std::collections::BTreeMap::new();
-            checkpoint::save(&dir.join("best.safetensors"), &model.state(), &empty, &done, &norm)?;
+            checkpoint::save(&dir.join("best.safetensors"), &net.state(), &empty, &done, &norm)?;
         }
-        checkpoint::save(&last, &model.state(), optimizer.state(), &done, &norm)?;
+        checkpoint::save(&last, &net.state(), &optimizer.state(), &done, &norm)?;
         progress = done;
         super::report::write_report(dir, graph, recipe, None)?;
     }
     // Heatmaps at the net's own probes, from the final weights.
     let probes: Vec<String> = graph.probes.iter().map(|p| p.name.clone()).collect();
     if !probes.is_empty() {
+        let weights: std::collections::HashMap<String, Tensor> = net.state().into_iter().collect();
+        model.load_state(&weights, &[]).map_err(|m| format!("the trained weights do not load: {m:?}"))?;
         let scores = crate::probe::draw(&mut model, &test_data, norm, &probes, &recipe.probe, &dir.join("probe"))?;
         super::report::write_report(dir, graph, recipe, Some(&scores))?;
     }
@@ -422,21 +418,6 @@ pub fn check_classes(graph: &Graph, data: &Dataset) -> Result<(), String> {
             data.source,
             data.classes.join(", ")
         ));
-    }
-    Ok(())
-}
-
-/// Scales all gradients so that their global L2 norm is at most `limit`.
-fn clip(grads: &mut std::collections::BTreeMap<String, Tensor>, limit: f64) -> candle_core::Result<()> {
-    let mut total = 0.0;
-    for g in grads.values() {
-        total += g.sqr()?.sum_all()?.to_scalar::<f32>()? as f64;
-    }
-    let norm = total.sqrt();
-    if norm > limit {
-        for g in grads.values_mut() {
-            *g = g.affine(limit / norm, 0.0)?;
-        }
     }
     Ok(())
 }

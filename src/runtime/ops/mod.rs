@@ -10,8 +10,8 @@
 
 mod conv;
 mod norm;
-mod pool;
-mod upsample;
+pub(crate) mod pool;
+pub(crate) mod upsample;
 
 pub use conv::conv2d;
 pub use norm::batch_norm_train;

@@ -23,20 +23,20 @@ pub fn avg_pool2d(x: &Tensor, kernel: usize, stride: usize, padding: usize, ceil
 }
 
 #[derive(Debug, Clone, Copy)]
-struct Pool {
-    kernel: usize,
-    stride: usize,
-    padding: usize,
-    ceil_mode: bool,
+pub(crate) struct Pool {
+    pub(crate) kernel: usize,
+    pub(crate) stride: usize,
+    pub(crate) padding: usize,
+    pub(crate) ceil_mode: bool,
 }
 
 /// One window along one axis: the input range `lo..hi` it covers, and its
 /// extent `span` within the padded input (the divisor's factor).
 #[derive(Debug, Clone, Copy)]
-struct Window {
-    lo: usize,
-    hi: usize,
-    span: usize,
+pub(crate) struct Window {
+    pub(crate) lo: usize,
+    pub(crate) hi: usize,
+    pub(crate) span: usize,
 }
 
 impl Pool {
@@ -65,7 +65,7 @@ impl Pool {
     }
 
     /// The windows along an axis of `size` input elements.
-    fn windows(&self, op: &str, size: usize) -> Result<Vec<Window>> {
+    pub(crate) fn windows(&self, op: &str, size: usize) -> Result<Vec<Window>> {
         let out = self.out_size(op, size)?;
         let (size, pad) = (size as isize, self.padding as isize);
         Ok((0..out)

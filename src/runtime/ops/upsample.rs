@@ -31,7 +31,7 @@ fn check_sizes(op: &str, x: &Tensor, size: [usize; 2]) -> Result<()> {
 }
 
 /// The source indices along an axis of `n_in` elements resized to `n_out`.
-fn nearest_indices<T: Real>(n_in: usize, n_out: usize) -> Vec<usize> {
+pub(crate) fn nearest_indices<T: Real>(n_in: usize, n_out: usize) -> Vec<usize> {
     let scale = T::from_usize(n_in) / T::from_usize(n_out);
     (0..n_out).map(|d| (T::from_usize(d) * scale).floor().to_usize().min(n_in - 1)).collect()
 }
@@ -39,16 +39,16 @@ fn nearest_indices<T: Real>(n_in: usize, n_out: usize) -> Vec<usize> {
 /// One output position along an axis of a linear interpolation: the two
 /// source indices and their weights.
 #[derive(Clone, Copy)]
-struct Lerp<T> {
-    i0: usize,
-    i1: usize,
-    w0: T,
-    w1: T,
+pub(crate) struct Lerp<T> {
+    pub(crate) i0: usize,
+    pub(crate) i1: usize,
+    pub(crate) w0: T,
+    pub(crate) w1: T,
 }
 
 /// The interpolation along an axis of `n_in` elements resized to `n_out`,
 /// as PyTorch's `compute_source_index_and_lambda`.
-fn linear_weights<T: Real>(n_in: usize, n_out: usize, align_corners: bool) -> Vec<Lerp<T>> {
+pub(crate) fn linear_weights<T: Real>(n_in: usize, n_out: usize, align_corners: bool) -> Vec<Lerp<T>> {
     let scale = match (align_corners, n_out > 1) {
         (true, true) => T::from_usize(n_in - 1) / T::from_usize(n_out - 1),
         (true, false) => T::ZERO,

@@ -1,0 +1,191 @@
+//! `netc bench`: the speed of a spec's training and inference steps on
+//! random data, in the units a PyTorch comparison needs (images/s, GFLOP/s,
+//! peak memory).
+//!
+//! A training step is what `netc run` does per batch: forward in training
+//! mode, the loss, backward, and an SGD update (momentum 0.9, weight decay
+//! 5e-4, as `../shared/bench/torch_googlenet.py`). An inference step is a
+//! forward pass in evaluation mode. Each is timed after warm-up steps, and
+//! the median step is reported.
+
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::graph::Graph;
+use crate::recipe::{Optimizer as OptimizerSettings, OptimizerKind};
+use crate::rng::{Rng, mix};
+use crate::runtime::native::Net;
+use crate::runtime::{Mode, Model};
+use crate::train::{Optimizer, softmax_cross_entropy};
+
+#[derive(Clone, Debug)]
+pub struct BenchOptions {
+    pub batch: usize,
+    /// Timed steps of each kind.
+    pub steps: usize,
+    /// Untimed steps first.
+    pub warmup: usize,
+    /// Worker threads (0: one per core).
+    pub threads: usize,
+    /// Time each kind of op, in the timed training steps.
+    pub profile: bool,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct BenchReport {
+    pub network: String,
+    pub params: u64,
+    /// Forward multiply-adds per image, from the IR.
+    pub macs_per_image: u64,
+    pub batch: usize,
+    pub threads: usize,
+    pub train_step_seconds: Vec<f64>,
+    pub infer_step_seconds: Vec<f64>,
+    pub train_images_per_second: f64,
+    pub infer_images_per_second: f64,
+    /// Training counts 3 passes' worth of multiply-adds (forward, and
+    /// backward for inputs and for weights), 2 FLOPs each.
+    pub train_gflops: f64,
+    pub infer_gflops: f64,
+    /// The process's peak resident memory, in MiB.
+    pub peak_memory_mib: f64,
+    /// With `--profile`: seconds per timed training step by op kind and
+    /// pass (`forward`/`backward`), slowest first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub profile: Vec<(String, String, f64)>,
+}
+
+impl BenchReport {
+    pub fn text(&self) -> String {
+        format!(
+            "{} ({} parameters, {:.3} G mult-adds per image), batch {}, {} thread{}\n\
+             train: {:8.1} images/s  {:7.1} ms/step  {:6.1} GFLOP/s\n\
+             infer: {:8.1} images/s  {:7.1} ms/step  {:6.1} GFLOP/s\n\
+             peak memory {:.0} MiB (medians of {} steps)\n",
+            self.network,
+            crate::summary::group(self.params),
+            self.macs_per_image as f64 / 1e9,
+            self.batch,
+            self.threads,
+            if self.threads == 1 { "" } else { "s" },
+            self.train_images_per_second,
+            1e3 * median(&self.train_step_seconds),
+            self.train_gflops,
+            self.infer_images_per_second,
+            1e3 * median(&self.infer_step_seconds),
+            self.infer_gflops,
+            self.peak_memory_mib,
+            self.train_step_seconds.len(),
+        ) + &self.profile_table()
+    }
+
+    fn profile_table(&self) -> String {
+        let total: f64 = self.profile.iter().map(|r| r.2).sum();
+        let mut out = String::new();
+        if !self.profile.is_empty() {
+            out += "\nper training step, by op:\n";
+        }
+        for (kind, pass, seconds) in &self.profile {
+            out += &format!("  {kind:<10} {pass:<8} {:8.1} ms  {:5.1}%\n", seconds * 1e3, 100.0 * seconds / total);
+        }
+        out
+    }
+}
+
+pub fn bench(graph: &Graph, opts: &BenchOptions) -> Result<BenchReport, String> {
+    if opts.batch == 0 || opts.steps == 0 {
+        return Err("`--batch` and `--steps` must be at least 1".to_string());
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(opts.threads)
+        .build()
+        .map_err(|e| format!("cannot start {} threads: {e}", opts.threads))?;
+    pool.install(|| run(graph, opts, pool.current_num_threads()))
+}
+
+fn run(graph: &Graph, opts: &BenchOptions, threads: usize) -> Result<BenchReport, String> {
+    let model = Model::new(graph, &candle_core::Device::Cpu, 0).map_err(|e| e.to_string())?;
+    let mut net = Net::from_model(&model).map_err(|e| e.to_string())?;
+    drop(model);
+    let classes = graph.nodes[graph.output].shape.iter().product::<usize>().max(1);
+    let mut rng = Rng::new(mix(&[0xbe9c4]));
+    let per_image: usize = graph.input_shape().iter().product();
+    let images: Vec<f32> = (0..opts.batch * per_image).map(|_| rng.normal() as f32).collect();
+    let labels: Vec<u32> = (0..opts.batch).map(|_| rng.below(classes) as u32).collect();
+    let settings = OptimizerSettings {
+        kind: OptimizerKind::Sgd,
+        lr: 0.01,
+        momentum: 0.9,
+        weight_decay: 5e-4,
+        ..OptimizerSettings::default()
+    };
+    let mut optimizer = Optimizer::new(&settings);
+    let mut train = Vec::with_capacity(opts.steps);
+    for step in 0..opts.warmup + opts.steps {
+        if step == opts.warmup {
+            net.set_profiling(opts.profile);
+        }
+        let start = Instant::now();
+        let logits = net.forward(&images, opts.batch, Mode::Train, step as u64).map_err(|e| e.to_string())?;
+        let loss = softmax_cross_entropy(logits, &labels, 0.0);
+        net.backward(&loss.grad).map_err(|e| e.to_string())?;
+        optimizer.step(net.params_mut(), settings.lr);
+        if step >= opts.warmup {
+            train.push(start.elapsed().as_secs_f64());
+        }
+    }
+    let profile = net
+        .profile()
+        .into_iter()
+        .map(|(kind, pass, s)| (kind.to_string(), format!("{pass:?}").to_lowercase(), s / opts.steps as f64))
+        .collect();
+    net.set_profiling(false);
+    let mut infer = Vec::with_capacity(opts.steps);
+    for step in 0..opts.warmup + opts.steps {
+        let start = Instant::now();
+        net.forward(&images, opts.batch, Mode::Eval, 0).map_err(|e| e.to_string())?;
+        if step >= opts.warmup {
+            infer.push(start.elapsed().as_secs_f64());
+        }
+    }
+    let macs = graph.total_macs();
+    let (t, i) = (median(&train), median(&infer));
+    let batch = opts.batch as f64;
+    Ok(BenchReport {
+        network: graph.name.clone(),
+        params: graph.total_params(),
+        macs_per_image: macs,
+        batch: opts.batch,
+        threads,
+        train_images_per_second: batch / t,
+        infer_images_per_second: batch / i,
+        train_gflops: 3.0 * 2.0 * macs as f64 * batch / t / 1e9,
+        infer_gflops: 2.0 * macs as f64 * batch / i / 1e9,
+        train_step_seconds: train,
+        infer_step_seconds: infer,
+        peak_memory_mib: peak_memory_mib(),
+        profile,
+    })
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    match s.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => s[n / 2],
+        n => (s[n / 2 - 1] + s[n / 2]) / 2.0,
+    }
+}
+
+/// The peak resident set size (`VmHWM`), which PyTorch's baseline reports
+/// as `ru_maxrss`; NaN where /proc is missing.
+fn peak_memory_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}

@@ -1,0 +1,305 @@
+//! 2-d convolution on NHWC batches: im2col plus one matrix product per
+//! chunk of output pixels, and for 1x1 convolutions the product alone.
+//!
+//! The engine keeps a convolution's weight in gemm order, `wt[co][(i, j, ci)]`
+//! (the IR's `[co][ci][i][j]` with the channel innermost), so that a
+//! column of im2col is `k * k` contiguous runs of input channels and every
+//! product writes rows of NHWC output directly. Both gradients are matrix
+//! products too; the columns are rebuilt in the backward pass rather than
+//! kept, so a convolution stores nothing beyond its input.
+
+use std::cell::RefCell;
+use std::ops::Range;
+
+use rayon::prelude::*;
+
+use super::linalg::{Strides, matmul};
+use super::par::{part_count, split};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvGeom {
+    pub n: usize,
+    pub h: usize,
+    pub w: usize,
+    pub cin: usize,
+    pub oh: usize,
+    pub ow: usize,
+    pub cout: usize,
+    pub k: usize,
+    pub stride: usize,
+    pub padding: usize,
+    pub dilation: usize,
+    pub groups: usize,
+}
+
+impl ConvGeom {
+    fn cin_group(&self) -> usize {
+        self.cin / self.groups
+    }
+
+    fn cout_group(&self) -> usize {
+        self.cout / self.groups
+    }
+
+    /// The length of one im2col row (a receptive field of one group).
+    pub fn field(&self) -> usize {
+        self.k * self.k * self.cin_group()
+    }
+
+    /// A 1x1 convolution with stride 1 and no padding: its input rows are
+    /// already the columns.
+    fn pointwise(&self) -> bool {
+        self.k == 1 && self.stride == 1 && self.padding == 0
+    }
+
+    fn out_pixels(&self) -> usize {
+        self.oh * self.ow
+    }
+
+    /// Output pixel rows per im2col chunk: about a megabyte of columns.
+    fn chunk_rows(&self) -> usize {
+        ((1 << 18) / self.field().max(1)).clamp(32, 4096)
+    }
+
+    /// The input row and column of output pixel `o`, kernel tap `t`, along
+    /// one axis of length `len`, if it falls inside.
+    fn source(&self, o: usize, t: usize, len: usize) -> Option<usize> {
+        (o * self.stride + t * self.dilation).checked_sub(self.padding).filter(|i| *i < len)
+    }
+
+    /// Work per image, for deciding whether to split across threads.
+    fn work_per_image(&self) -> usize {
+        self.out_pixels() * self.cout * self.field()
+    }
+}
+
+/// `wt[co][(i, j, ci)]` from the IR's `w[co][ci][i][j]`.
+pub fn to_gemm_order(g: &ConvGeom, w: &[f32], wt: &mut [f32]) {
+    let (k, cig) = (g.k, g.cin_group());
+    for co in 0..g.cout {
+        for ci in 0..cig {
+            for t in 0..k * k {
+                wt[(co * k * k + t) * cig + ci] = w[(co * cig + ci) * k * k + t];
+            }
+        }
+    }
+}
+
+/// The inverse of [`to_gemm_order`], for gradients.
+pub fn from_gemm_order(g: &ConvGeom, wt: &[f32], w: &mut [f32]) {
+    let (k, cig) = (g.k, g.cin_group());
+    for co in 0..g.cout {
+        for ci in 0..cig {
+            for t in 0..k * k {
+                w[(co * cig + ci) * k * k + t] = wt[(co * k * k + t) * cig + ci];
+            }
+        }
+    }
+}
+
+thread_local! {
+    /// Per-thread im2col buffers, reused across calls and steps.
+    static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    SCRATCH.with(|s| {
+        let mut s = s.borrow_mut();
+        if s.len() < len {
+            s.resize(len, 0.0);
+        }
+        f(&mut s[..len])
+    })
+}
+
+/// The receptive fields of output pixels `rows` (global row indices of the
+/// batch) for channel group `group`, one row of `cols` each.
+fn im2col(g: &ConvGeom, x: &[f32], group: usize, rows: Range<usize>, cols: &mut [f32]) {
+    let (cig, field) = (g.cin_group(), g.field());
+    let first_channel = group * cig;
+    for (r, col) in rows.zip(cols.chunks_exact_mut(field)) {
+        let (b, oy, ox) = (r / g.out_pixels(), r / g.ow % g.oh, r % g.ow);
+        for i in 0..g.k {
+            let taps = &mut col[i * g.k * cig..][..g.k * cig];
+            let Some(iy) = g.source(oy, i, g.h) else {
+                taps.fill(0.0);
+                continue;
+            };
+            for (j, tap) in taps.chunks_exact_mut(cig).enumerate() {
+                match g.source(ox, j, g.w) {
+                    Some(ix) => tap.copy_from_slice(&x[((b * g.h + iy) * g.w + ix) * g.cin + first_channel..][..cig]),
+                    None => tap.fill(0.0),
+                }
+            }
+        }
+    }
+}
+
+/// Adds each column entry back onto the input pixel it came from; `dx`
+/// holds the images from `first_image` on.
+fn col2im(g: &ConvGeom, cols: &[f32], group: usize, rows: Range<usize>, dx: &mut [f32], first_image: usize) {
+    let (cig, field) = (g.cin_group(), g.field());
+    let first_channel = group * cig;
+    for (r, col) in rows.zip(cols.chunks_exact(field)) {
+        let (b, oy, ox) = (r / g.out_pixels() - first_image, r / g.ow % g.oh, r % g.ow);
+        for i in 0..g.k {
+            let Some(iy) = g.source(oy, i, g.h) else { continue };
+            for (j, tap) in col[i * g.k * cig..][..g.k * cig].chunks_exact(cig).enumerate() {
+                if let Some(ix) = g.source(ox, j, g.w) {
+                    let dst = &mut dx[((b * g.h + iy) * g.w + ix) * g.cin + first_channel..][..cig];
+                    for (d, v) in dst.iter_mut().zip(tap) {
+                        *d += *v;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `y = conv(x, w) + bias` for a batch; `wt` is the weight in gemm order.
+pub fn forward(g: &ConvGeom, x: &[f32], wt: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
+    let per_image = g.out_pixels() * g.cout;
+    let parts = part_count(g.n, g.work_per_image());
+    let images_per_part = g.n.div_ceil(parts).max(1);
+    y[..g.n * per_image].par_chunks_mut(images_per_part * per_image).enumerate().for_each(|(p, y)| {
+        let first_row = p * images_per_part * g.out_pixels();
+        forward_rows(g, x, wt, bias, first_row..first_row + y.len() / g.cout, y);
+    });
+}
+
+/// The output rows `rows` of the batch into `y` (exactly those rows).
+fn forward_rows(g: &ConvGeom, x: &[f32], wt: &[f32], bias: Option<&[f32]>, rows: Range<usize>, y: &mut [f32]) {
+    let (cig, cog, field) = (g.cin_group(), g.cout_group(), g.field());
+    if let Some(bias) = bias {
+        for row in y.chunks_exact_mut(g.cout) {
+            row.copy_from_slice(bias);
+        }
+    }
+    let accumulate = bias.is_some();
+    if g.pointwise() {
+        let m = rows.len();
+        for group in 0..g.groups {
+            let a = Strides::rows(rows.start * g.cin + group * cig, g.cin);
+            let b = Strides::transposed(group * cog * cig, cig);
+            matmul((m, cog, cig), y, Strides::rows(group * cog, g.cout), accumulate, x, a, wt, b);
+        }
+        return;
+    }
+    let chunk = g.chunk_rows();
+    with_scratch(chunk * field, |cols| {
+        for start in rows.clone().step_by(chunk) {
+            let end = (start + chunk).min(rows.end);
+            let (m, dst) = (end - start, (start - rows.start) * g.cout);
+            for group in 0..g.groups {
+                im2col(g, x, group, start..end, cols);
+                let b = Strides::transposed(group * cog * field, field);
+                let c = Strides::rows(dst + group * cog, g.cout);
+                matmul((m, cog, field), y, c, accumulate, cols, Strides::rows(0, field), wt, b);
+            }
+        }
+    });
+}
+
+/// The gradients of a convolution from the output gradient `dy`: the input
+/// gradient is added into `dx` (None when the input needs none), the weight
+/// gradient (gemm order) written to `dwt`, the bias gradient to `dbias`.
+pub fn backward(
+    g: &ConvGeom,
+    x: &[f32],
+    wt: &[f32],
+    dy: &[f32],
+    dx: Option<&mut [f32]>,
+    dwt: &mut [f32],
+    dbias: Option<&mut [f32]>,
+) {
+    let parts = part_count(g.n, g.work_per_image());
+    let ranges = split(g.n, parts);
+    let part = |images: Range<usize>, dx: Option<&mut [f32]>| backward_images(g, x, wt, dy, images, dx);
+    let partials: Vec<Vec<f32>> = match dx {
+        Some(dx) => {
+            let per_image = g.h * g.w * g.cin;
+            let mut chunks = Vec::with_capacity(ranges.len());
+            let mut rest = &mut dx[..g.n * per_image];
+            for r in &ranges {
+                let (head, tail) = rest.split_at_mut(r.len() * per_image);
+                chunks.push((r.clone(), head));
+                rest = tail;
+            }
+            chunks.into_par_iter().map(|(r, dx)| part(r, Some(dx))).collect()
+        }
+        None => ranges.into_par_iter().map(|r| part(r, None)).collect(),
+    };
+    let (first, rest) = partials.split_first().expect("a batch has at least one image");
+    let weights = dwt.len();
+    dwt.copy_from_slice(&first[..weights]);
+    for p in rest {
+        for (d, v) in dwt.iter_mut().zip(&p[..weights]) {
+            *d += *v;
+        }
+    }
+    if let Some(dbias) = dbias {
+        dbias.fill(0.0);
+        for p in &partials {
+            for (d, v) in dbias.iter_mut().zip(&p[weights..]) {
+                *d += *v;
+            }
+        }
+    }
+}
+
+/// One thread's share of the backward pass: the images `images`. Returns
+/// the partial weight gradient (gemm order) followed by the partial bias
+/// gradient; adds the input gradient into `dx` (those images only).
+fn backward_images(
+    g: &ConvGeom,
+    x: &[f32],
+    wt: &[f32],
+    dy: &[f32],
+    images: Range<usize>,
+    mut dx: Option<&mut [f32]>,
+) -> Vec<f32> {
+    let (cig, cog, field) = (g.cin_group(), g.cout_group(), g.field());
+    let rows = images.start * g.out_pixels()..images.end * g.out_pixels();
+    let mut partial = vec![0.0; g.cout * field + g.cout];
+    let (dwt, dbias) = partial.split_at_mut(g.cout * field);
+    for row in dy[rows.start * g.cout..rows.end * g.cout].chunks_exact(g.cout) {
+        for (d, v) in dbias.iter_mut().zip(row) {
+            *d += *v;
+        }
+    }
+    if g.pointwise() {
+        let m = rows.len();
+        for group in 0..g.groups {
+            let dy_t = Strides::transposed(rows.start * g.cout + group * cog, g.cout);
+            let x_rows = Strides::rows(rows.start * g.cin + group * cig, g.cin);
+            matmul((cog, cig, m), dwt, Strides::rows(group * cog * cig, cig), true, dy, dy_t, x, x_rows);
+            if let Some(dx) = dx.as_deref_mut() {
+                let dy_rows = Strides::rows(rows.start * g.cout + group * cog, g.cout);
+                let w = Strides::rows(group * cog * cig, cig);
+                matmul((m, cig, cog), dx, Strides::rows(group * cig, g.cin), true, dy, dy_rows, wt, w);
+            }
+        }
+        return partial;
+    }
+    let chunk = g.chunk_rows();
+    with_scratch(2 * chunk * field, |scratch| {
+        let (cols, dcols) = scratch.split_at_mut(chunk * field);
+        for start in rows.clone().step_by(chunk) {
+            let end = (start + chunk).min(rows.end);
+            let m = end - start;
+            for group in 0..g.groups {
+                im2col(g, x, group, start..end, cols);
+                let dy_t = Strides::transposed(start * g.cout + group * cog, g.cout);
+                let dw = Strides::rows(group * cog * field, field);
+                matmul((cog, field, m), dwt, dw, true, dy, dy_t, cols, Strides::rows(0, field));
+                if let Some(dx) = dx.as_deref_mut() {
+                    let dy_rows = Strides::rows(start * g.cout + group * cog, g.cout);
+                    let w = Strides::rows(group * cog * field, field);
+                    matmul((m, field, cog), dcols, Strides::rows(0, field), false, dy, dy_rows, wt, w);
+                    col2im(g, dcols, group, start..end, dx, images.start);
+                }
+            }
+        }
+    });
+    partial
+}

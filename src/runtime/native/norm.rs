@@ -1,0 +1,200 @@
+//! Batch normalisation on NHWC rows (one row of `c` channels per pixel),
+//! optionally fused with the ReLU that follows it: the engine then stores
+//! one tensor where PyTorch's in-place ReLU also stores one.
+//!
+//! With few channels, a loop over one row's channels is too short to
+//! vectorise, so the kernels work on "wide rows" of `r` pixels (`r * c`
+//! elements, at least [`WIDE`]) against per-channel constants repeated `r`
+//! times, and fold the sums back to `c` channels at the end.
+
+use rayon::prelude::*;
+
+use super::par::{part_count, split};
+
+/// The least length of a wide row.
+const WIDE: usize = 256;
+
+/// Wide rows summed in f32 before they are added to the f64 totals.
+const BLOCK: usize = 16;
+
+/// The length of a wide row: whole pixels, at least [`WIDE`] elements.
+fn wide(c: usize) -> usize {
+    c * WIDE.div_ceil(c)
+}
+
+/// `v` (one value per channel) repeated to the length of a wide row.
+fn repeat<T: Copy>(v: &[T], width: usize) -> Vec<T> {
+    v.iter().copied().cycle().take(width).collect()
+}
+
+/// Two per-channel sums over the elements of `len` (a multiple of `c`), in
+/// f64, split across threads at wide-row boundaries: `add(range, s, q)`
+/// adds the terms of elements `range` (one wide row or less, starting at a
+/// pixel) into the f32 block sums `s`, `q`, element `i` of the range at
+/// index `i`.
+fn channel_sums(
+    len: usize,
+    c: usize,
+    add: impl Fn(std::ops::Range<usize>, &mut [f32], &mut [f32]) + Sync + Send,
+) -> (Vec<f64>, Vec<f64>) {
+    let width = wide(c);
+    let rows = len.div_ceil(width);
+    let partial = |range: std::ops::Range<usize>| {
+        let (mut s, mut q) = (vec![0f64; width], vec![0f64; width]);
+        let (mut bs, mut bq) = (vec![0f32; width], vec![0f32; width]);
+        for (i, r) in range.clone().enumerate() {
+            add(r * width..((r + 1) * width).min(len), &mut bs, &mut bq);
+            if (i + 1) % BLOCK == 0 || r + 1 == range.end {
+                for j in 0..width {
+                    s[j] += bs[j] as f64;
+                    q[j] += bq[j] as f64;
+                }
+                bs.fill(0.0);
+                bq.fill(0.0);
+            }
+        }
+        (s, q)
+    };
+    let ranges = split(rows, part_count(rows, width));
+    let partials: Vec<(Vec<f64>, Vec<f64>)> = ranges.into_par_iter().map(partial).collect();
+    let (mut s, mut q) = (vec![0f64; c], vec![0f64; c]);
+    for (ps, pq) in partials {
+        for j in 0..width {
+            s[j % c] += ps[j];
+            q[j % c] += pq[j];
+        }
+    }
+    (s, q)
+}
+
+/// Runs `f(first_element, out)` on chunks of `out` that start at wide-row
+/// boundaries, in parallel when there is enough work.
+fn for_wide_rows(out: &mut [f32], c: usize, f: impl Fn(usize, &mut [f32]) + Sync + Send) {
+    let width = wide(c);
+    let rows = out.len().div_ceil(width);
+    let parts = part_count(rows, width);
+    let per_part = rows.div_ceil(parts.max(1)).max(1) * width;
+    out.par_chunks_mut(per_part).enumerate().for_each(|(i, chunk)| f(i * per_part, chunk));
+}
+
+/// `y = x * scale + shift` per channel, then ReLU when `relu`.
+pub fn scale_shift(x: &[f32], c: usize, scale: &[f32], shift: &[f32], relu: bool, y: &mut [f32]) {
+    let width = wide(c);
+    let (scale, shift) = (repeat(scale, width), repeat(shift, width));
+    let floor = if relu { 0.0 } else { f32::NEG_INFINITY };
+    for_wide_rows(y, c, |first, out| {
+        for (r, row) in out.chunks_mut(width).enumerate() {
+            let src = &x[first + r * width..][..row.len()];
+            for (((o, v), a), b) in row.iter_mut().zip(src).zip(&scale).zip(&shift) {
+                *o = (v * a + b).max(floor);
+            }
+        }
+    });
+}
+
+/// The batch's per-channel mean and biased variance, in one pass: the
+/// sums are of `x - x0` (`x0` the first pixel), which keeps the variance
+/// accurate when the mean is large next to the spread.
+pub fn batch_stats(x: &[f32], c: usize) -> (Vec<f64>, Vec<f64>) {
+    let count = (x.len() / c) as f64;
+    let x0 = repeat(&x[..c], wide(c));
+    let (s, q) = channel_sums(x.len(), c, |range, s, q| {
+        for (((v, z), s), q) in x[range].iter().zip(&x0).zip(s.iter_mut()).zip(q.iter_mut()) {
+            let d = v - z;
+            *s += d;
+            *q += d * d;
+        }
+    });
+    let shift: Vec<f64> = s.iter().map(|s| s / count).collect();
+    let mean = shift.iter().zip(&x0).map(|(d, v)| d + *v as f64).collect();
+    let var = q.iter().zip(&shift).map(|(q, d)| (q / count - d * d).max(0.0)).collect();
+    (mean, var)
+}
+
+/// The per-channel scale and shift that normalise with `mean` and `var`.
+pub fn affine_of(mean: &[f64], var: &[f64], weight: &[f32], bias: &[f32], eps: f64) -> (Vec<f32>, Vec<f32>) {
+    let scale: Vec<f64> = var.iter().zip(weight).map(|(v, w)| *w as f64 / (v + eps).sqrt()).collect();
+    let shift = bias.iter().zip(mean).zip(&scale).map(|((b, m), s)| (*b as f64 - m * s) as f32).collect();
+    (scale.into_iter().map(|s| s as f32).collect(), shift)
+}
+
+/// The backward pass of training-mode batch norm (and the fused ReLU, whose
+/// output `y` masks the gradient): adds the input gradient into `dx` and
+/// writes the weight and bias gradients.
+#[allow(clippy::too_many_arguments)]
+pub fn backward(
+    x: &[f32],
+    y: Option<&[f32]>,
+    dy: &[f32],
+    c: usize,
+    mean: &[f64],
+    var: &[f64],
+    weight: &[f32],
+    eps: f64,
+    dx: Option<&mut [f32]>,
+    dweight: &mut [f32],
+    dbias: &mut [f32],
+) {
+    let count = (x.len() / c) as f64;
+    let width = wide(c);
+    let mean_wide = repeat(&mean.iter().map(|m| *m as f32).collect::<Vec<_>>(), width);
+    // sum(dy) and sum(dy * (x - mean)), the ReLU's mask applied to dy.
+    let (sum_dy, sum_dy_xc) = channel_sums(x.len(), c, |range, s, q| {
+        let (xs, gs) = (&x[range.clone()], &dy[range.clone()]);
+        let terms = s.iter_mut().zip(q.iter_mut()).zip(xs).zip(gs).zip(&mean_wide);
+        match y {
+            Some(y) => {
+                for (((((s, q), v), g), m), out) in terms.zip(&y[range]) {
+                    let g = if *out > 0.0 { *g } else { 0.0 };
+                    *s += g;
+                    *q += g * (v - m);
+                }
+            }
+            None => {
+                for ((((s, q), v), g), m) in terms {
+                    *s += g;
+                    *q += g * (v - m);
+                }
+            }
+        }
+    });
+    let invstd: Vec<f64> = var.iter().map(|v| 1.0 / (v + eps).sqrt()).collect();
+    for ch in 0..c {
+        dweight[ch] = (sum_dy_xc[ch] * invstd[ch]) as f32;
+        dbias[ch] = sum_dy[ch] as f32;
+    }
+    let Some(dx) = dx else { return };
+    // dx = k * (dy - mean(dy) - xhat * mean(dy * xhat)), k = weight * invstd,
+    // folded into dx += a * dy + b * (x - mean) + d per channel.
+    let (mut a, mut b, mut d) = (vec![0f32; c], vec![0f32; c], vec![0f32; c]);
+    for ch in 0..c {
+        let k = weight[ch] as f64 * invstd[ch];
+        let m1 = sum_dy[ch] / count;
+        let m2 = sum_dy_xc[ch] * invstd[ch] / count;
+        a[ch] = k as f32;
+        b[ch] = (-k * invstd[ch] * m2) as f32;
+        d[ch] = (-k * m1) as f32;
+    }
+    let (a, b, d) = (repeat(&a, width), repeat(&b, width), repeat(&d, width));
+    for_wide_rows(dx, c, |first, out| {
+        for (r, row) in out.chunks_mut(width).enumerate() {
+            let start = first + r * width;
+            let range = start..start + row.len();
+            let (xs, gs) = (&x[range.clone()], &dy[range.clone()]);
+            let terms = row.iter_mut().zip(xs).zip(gs).zip(&mean_wide).zip(&a).zip(&b).zip(&d);
+            match y {
+                Some(y) => {
+                    for (((((((o, v), g), m), a), b), d), out) in terms.zip(&y[range]) {
+                        let g = if *out > 0.0 { *g } else { 0.0 };
+                        *o += a * g + b * (v - m) + d;
+                    }
+                }
+                None => {
+                    for ((((((o, v), g), m), a), b), d) in terms {
+                        *o += a * g + b * (v - m) + d;
+                    }
+                }
+            }
+        }
+    });
+}

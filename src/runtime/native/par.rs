@@ -1,0 +1,42 @@
+//! How the engine splits work across threads: rayon's pool, in a few large
+//! contiguous parts rather than many small tasks, so that each part runs
+//! single-threaded kernels (the matrix products included) on its own rows.
+
+use std::ops::Range;
+
+use rayon::prelude::*;
+
+/// Below this many elements of work, a kernel runs on the calling thread:
+/// waking the pool costs more than it saves.
+const MIN_PARALLEL_WORK: usize = 1 << 14;
+
+/// The number of parts to split `items` items of `work_per_item` elements
+/// each into: one per thread, fewer when there is little work.
+pub fn part_count(items: usize, work_per_item: usize) -> usize {
+    let threads = rayon::current_num_threads();
+    if items.saturating_mul(work_per_item) < MIN_PARALLEL_WORK {
+        return 1;
+    }
+    threads.min(items).max(1)
+}
+
+/// `0..items` in `parts` near-equal contiguous ranges.
+pub fn split(items: usize, parts: usize) -> Vec<Range<usize>> {
+    let parts = parts.max(1);
+    (0..parts).map(|p| items * p / parts..items * (p + 1) / parts).filter(|r| !r.is_empty()).collect()
+}
+
+/// Runs `f(first_row, rows)` on disjoint chunks of `out`, whose rows are
+/// `width` elements each, in parallel when there is enough work.
+pub fn for_rows(out: &mut [f32], width: usize, f: impl Fn(usize, &mut [f32]) + Sync + Send) {
+    if width == 0 || out.is_empty() {
+        return;
+    }
+    let rows = out.len() / width;
+    let parts = part_count(rows, width);
+    if parts == 1 {
+        return f(0, out);
+    }
+    let per_part = rows.div_ceil(parts);
+    out.par_chunks_mut(per_part * width).enumerate().for_each(|(i, chunk)| f(i * per_part, chunk));
+}
