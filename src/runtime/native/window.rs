@@ -115,6 +115,75 @@ fn select(take: bool, a: u32, b: u32) -> u32 {
     (a & mask) | (b & !mask)
 }
 
+/// Channels a max-pool window is scanned for at once: one AVX2 register,
+/// whose maximum and argmax stay in registers across the window's taps.
+const LANES: usize = 8;
+
+/// The maximum (and where it is) of one window over channels `ch..ch + L`
+/// of an image: the first tap starts it, as in the NCHW op, so that a window
+/// of -inf still points at its first element.
+#[inline(always)]
+fn window_max<const L: usize>(
+    image: &[f32],
+    c: usize,
+    ch: usize,
+    taps: impl Iterator<Item = usize>,
+) -> ([f32; L], [u32; L]) {
+    let mut taps = taps;
+    let first = taps.next().expect("a window has at least one tap");
+    let mut best: [f32; L] = image[first * c + ch..][..L].try_into().expect("L channels");
+    let mut at = [first as u32; L];
+    for i in taps {
+        let x: &[f32; L] = image[i * c + ch..][..L].try_into().expect("L channels");
+        for l in 0..L {
+            let take = wins(x[l], best[l]);
+            best[l] = f32::from_bits(select(take, x[l].to_bits(), best[l].to_bits()));
+            at[l] = select(take, i as u32, at[l]);
+        }
+    }
+    (best, at)
+}
+
+/// Max pooling over one output row of an image, writing values and, when
+/// given, argmaxes.
+fn max_pool_row(
+    image: &[f32],
+    w: usize,
+    c: usize,
+    r: Window,
+    cols: &[Window],
+    y: &mut [f32],
+    mut argmax: Option<&mut [u32]>,
+) {
+    for (o, col) in cols.iter().enumerate() {
+        if r.lo == r.hi || col.lo == col.hi {
+            y[o * c..][..c].fill(f32::NEG_INFINITY);
+            if let Some(a) = argmax.as_deref_mut() {
+                a[o * c..][..c].fill(NO_ARGMAX);
+            }
+            continue;
+        }
+        let taps = || (r.lo..r.hi).flat_map(move |ih| (col.lo..col.hi).map(move |iw| ih * w + iw));
+        let (y, mut argmax) = (&mut y[o * c..][..c], argmax.as_deref_mut().map(|a| &mut a[o * c..][..c]));
+        let mut ch = 0;
+        while ch + LANES <= c {
+            let (best, at) = window_max::<LANES>(image, c, ch, taps());
+            y[ch..ch + LANES].copy_from_slice(&best);
+            if let Some(a) = argmax.as_deref_mut() {
+                a[ch..ch + LANES].copy_from_slice(&at);
+            }
+            ch += LANES;
+        }
+        for ch in ch..c {
+            let ([best], [at]) = window_max::<1>(image, c, ch, taps());
+            y[ch] = best;
+            if let Some(a) = argmax.as_deref_mut() {
+                a[ch] = at;
+            }
+        }
+    }
+}
+
 /// Max pooling. `y` has shape `ys` (same n and c as `xs`, h/w from
 /// [`window_output`](crate::graph::window_output)). `argmax[i]` receives, for
 /// each element of y, the spatial index `iy * xs.w + ix` within its input
@@ -127,7 +196,6 @@ pub fn max_pool_forward(x: &[f32], xs: Nhwc, p: PoolWindow, y: &mut [f32], ys: N
         return;
     }
     let (rows, cols) = (windows(p, xs.h, ys.h), windows(p, xs.w, ys.w));
-    let (w, c) = (xs.w, xs.c);
     y.par_chunks_mut(ys.row())
         .zip(argmax.par_chunks_mut(ys.row()))
         .enumerate()
@@ -135,32 +203,7 @@ pub fn max_pool_forward(x: &[f32], xs: Nhwc, p: PoolWindow, y: &mut [f32], ys: N
         .for_each(|(row, (y, argmax))| {
             let (b, r) = (row / ys.h, rows[row % ys.h]);
             let image = &x[b * xs.h * xs.row()..(b + 1) * xs.h * xs.row()];
-            for ((y, argmax), col) in y.chunks_exact_mut(c).zip(argmax.chunks_exact_mut(c)).zip(&cols) {
-                let mut first = true;
-                for ih in r.lo..r.hi {
-                    for iw in col.lo..col.hi {
-                        let i = ih * w + iw;
-                        let x = &image[i * c..(i + 1) * c];
-                        if first {
-                            y.copy_from_slice(x);
-                            argmax.fill(i as u32);
-                            first = false;
-                            continue;
-                        }
-                        let (argmax, x) = (&mut argmax[..y.len()], &x[..y.len()]);
-                        for ch in 0..y.len() {
-                            let (v, best) = (x[ch], y[ch]);
-                            let take = wins(v, best);
-                            y[ch] = f32::from_bits(select(take, v.to_bits(), best.to_bits()));
-                            argmax[ch] = select(take, i as u32, argmax[ch]);
-                        }
-                    }
-                }
-                if first {
-                    y.fill(f32::NEG_INFINITY);
-                    argmax.fill(NO_ARGMAX);
-                }
-            }
+            max_pool_row(image, xs.w, xs.c, r, &cols, y, Some(argmax));
         });
 }
 
@@ -171,30 +214,10 @@ pub fn max_pool_infer(x: &[f32], xs: Nhwc, p: PoolWindow, y: &mut [f32], ys: Nhw
         return;
     }
     let (rows, cols) = (windows(p, xs.h, ys.h), windows(p, xs.w, ys.w));
-    let (w, c) = (xs.w, xs.c);
     y.par_chunks_mut(ys.row()).enumerate().with_min_len(min_rows(ys.row())).for_each(|(row, y)| {
         let (b, r) = (row / ys.h, rows[row % ys.h]);
         let image = &x[b * xs.h * xs.row()..(b + 1) * xs.h * xs.row()];
-        for (y, col) in y.chunks_exact_mut(c).zip(&cols) {
-            let mut first = true;
-            for ih in r.lo..r.hi {
-                for iw in col.lo..col.hi {
-                    let i = ih * w + iw;
-                    let x = &image[i * c..(i + 1) * c];
-                    if first {
-                        y.copy_from_slice(x);
-                        first = false;
-                        continue;
-                    }
-                    for (y, &v) in y.iter_mut().zip(x) {
-                        *y = f32::from_bits(select(wins(v, *y), v.to_bits(), y.to_bits()));
-                    }
-                }
-            }
-            if first {
-                y.fill(f32::NEG_INFINITY);
-            }
-        }
+        max_pool_row(image, xs.w, xs.c, r, &cols, y, None);
     });
 }
 
