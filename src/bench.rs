@@ -30,11 +30,24 @@ pub struct BenchOptions {
     pub threads: usize,
     /// Time each kind of op, in the timed training steps.
     pub profile: bool,
+    pub engine: Engine,
+}
+
+/// Which engine runs the steps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Engine {
+    /// netc's own CPU engine, which `netc run` trains with.
+    Native,
+    /// candle's tensors and autograd with netc's candle ops: the engine
+    /// before the native one, kept as the reference it is tested against.
+    Candle,
 }
 
 #[derive(Clone, Debug, Serialize)]
 pub struct BenchReport {
     pub network: String,
+    pub engine: Engine,
     pub params: u64,
     /// Forward multiply-adds per image, from the IR.
     pub macs_per_image: u64,
@@ -59,13 +72,14 @@ pub struct BenchReport {
 impl BenchReport {
     pub fn text(&self) -> String {
         format!(
-            "{} ({} parameters, {:.3} G mult-adds per image), batch {}, {} thread{}\n\
+            "{} ({} parameters, {:.3} G mult-adds per image), {:?} engine, batch {}, {} thread{}\n\
              train: {:8.1} images/s  {:7.1} ms/step  {:6.1} GFLOP/s\n\
              infer: {:8.1} images/s  {:7.1} ms/step  {:6.1} GFLOP/s\n\
              peak memory {:.0} MiB (medians of {} steps)\n",
             self.network,
             crate::summary::group(self.params),
             self.macs_per_image as f64 / 1e9,
+            self.engine,
             self.batch,
             self.threads,
             if self.threads == 1 { "" } else { "s" },
@@ -101,18 +115,44 @@ pub fn bench(graph: &Graph, opts: &BenchOptions) -> Result<BenchReport, String> 
         .num_threads(opts.threads)
         .build()
         .map_err(|e| format!("cannot start {} threads: {e}", opts.threads))?;
-    pool.install(|| run(graph, opts, pool.current_num_threads()))
-}
-
-fn run(graph: &Graph, opts: &BenchOptions, threads: usize) -> Result<BenchReport, String> {
-    let model = Model::new(graph, &candle_core::Device::Cpu, 0).map_err(|e| e.to_string())?;
-    let mut net = Net::from_model(&model).map_err(|e| e.to_string())?;
-    drop(model);
-    let classes = graph.nodes[graph.output].shape.iter().product::<usize>().max(1);
+    let threads = pool.current_num_threads();
     let mut rng = Rng::new(mix(&[0xbe9c4]));
+    let classes = graph.nodes[graph.output].shape.iter().product::<usize>().max(1);
     let per_image: usize = graph.input_shape().iter().product();
     let images: Vec<f32> = (0..opts.batch * per_image).map(|_| rng.normal() as f32).collect();
     let labels: Vec<u32> = (0..opts.batch).map(|_| rng.below(classes) as u32).collect();
+    let (train, infer, profile) = pool.install(|| match opts.engine {
+        Engine::Native => native_steps(graph, opts, &images, &labels),
+        Engine::Candle => candle_steps(graph, opts, &images, &labels).map_err(|e| e.to_string()),
+    })?;
+    let macs = graph.total_macs();
+    let (t, i) = (median(&train), median(&infer));
+    let batch = opts.batch as f64;
+    Ok(BenchReport {
+        network: graph.name.clone(),
+        engine: opts.engine,
+        params: graph.total_params(),
+        macs_per_image: macs,
+        batch: opts.batch,
+        threads,
+        train_images_per_second: batch / t,
+        infer_images_per_second: batch / i,
+        train_gflops: 3.0 * 2.0 * macs as f64 * batch / t / 1e9,
+        infer_gflops: 2.0 * macs as f64 * batch / i / 1e9,
+        train_step_seconds: train,
+        infer_step_seconds: infer,
+        peak_memory_mib: peak_memory_mib(),
+        profile,
+    })
+}
+
+/// Step times: training, inference, and the training profile.
+type Timings = (Vec<f64>, Vec<f64>, Vec<(String, String, f64)>);
+
+fn native_steps(graph: &Graph, opts: &BenchOptions, images: &[f32], labels: &[u32]) -> Result<Timings, String> {
+    let model = Model::new(graph, &candle_core::Device::Cpu, 0).map_err(|e| e.to_string())?;
+    let mut net = Net::from_model(&model).map_err(|e| e.to_string())?;
+    drop(model);
     let settings = OptimizerSettings {
         kind: OptimizerKind::Sgd,
         lr: 0.01,
@@ -127,8 +167,8 @@ fn run(graph: &Graph, opts: &BenchOptions, threads: usize) -> Result<BenchReport
             net.set_profiling(opts.profile);
         }
         let start = Instant::now();
-        let logits = net.forward(&images, opts.batch, Mode::Train, step as u64).map_err(|e| e.to_string())?;
-        let loss = softmax_cross_entropy(logits, &labels, 0.0);
+        let logits = net.forward(images, opts.batch, Mode::Train, step as u64).map_err(|e| e.to_string())?;
+        let loss = softmax_cross_entropy(logits, labels, 0.0);
         net.backward(&loss.grad).map_err(|e| e.to_string())?;
         optimizer.step(net.params_mut(), settings.lr);
         if step >= opts.warmup {
@@ -144,29 +184,45 @@ fn run(graph: &Graph, opts: &BenchOptions, threads: usize) -> Result<BenchReport
     let mut infer = Vec::with_capacity(opts.steps);
     for step in 0..opts.warmup + opts.steps {
         let start = Instant::now();
-        net.forward(&images, opts.batch, Mode::Eval, 0).map_err(|e| e.to_string())?;
+        net.forward(images, opts.batch, Mode::Eval, 0).map_err(|e| e.to_string())?;
         if step >= opts.warmup {
             infer.push(start.elapsed().as_secs_f64());
         }
     }
-    let macs = graph.total_macs();
-    let (t, i) = (median(&train), median(&infer));
-    let batch = opts.batch as f64;
-    Ok(BenchReport {
-        network: graph.name.clone(),
-        params: graph.total_params(),
-        macs_per_image: macs,
-        batch: opts.batch,
-        threads,
-        train_images_per_second: batch / t,
-        infer_images_per_second: batch / i,
-        train_gflops: 3.0 * 2.0 * macs as f64 * batch / t / 1e9,
-        infer_gflops: 2.0 * macs as f64 * batch / i / 1e9,
-        train_step_seconds: train,
-        infer_step_seconds: infer,
-        peak_memory_mib: peak_memory_mib(),
-        profile,
-    })
+    Ok((train, infer, profile))
+}
+
+/// The same steps through candle: forward, cross-entropy and autograd
+/// backward on candle tensors, then plain SGD on the variables.
+fn candle_steps(graph: &Graph, opts: &BenchOptions, images: &[f32], labels: &[u32]) -> candle_core::Result<Timings> {
+    use candle_core::{Device, Tensor};
+    let mut model = Model::new(graph, &Device::Cpu, 0)?;
+    let dims = graph.input_shape();
+    let x = Tensor::from_slice(images, (opts.batch, dims[0], dims[1], dims[2]), &Device::Cpu)?;
+    let y = Tensor::from_slice(labels, opts.batch, &Device::Cpu)?;
+    let mut train = Vec::with_capacity(opts.steps);
+    for step in 0..opts.warmup + opts.steps {
+        let start = Instant::now();
+        let logits = model.forward(&x, Mode::Train, &[], step as u64)?.logits;
+        let grads = candle_nn::loss::cross_entropy(&logits, &y)?.backward()?;
+        for var in model.params().values() {
+            if let Some(g) = grads.get(var.as_tensor()) {
+                var.set(&(var.as_tensor() - (g * 0.01)?)?.detach())?;
+            }
+        }
+        if step >= opts.warmup {
+            train.push(start.elapsed().as_secs_f64());
+        }
+    }
+    let mut infer = Vec::with_capacity(opts.steps);
+    for step in 0..opts.warmup + opts.steps {
+        let start = Instant::now();
+        model.forward(&x, Mode::Eval, &[], 0)?;
+        if step >= opts.warmup {
+            infer.push(start.elapsed().as_secs_f64());
+        }
+    }
+    Ok((train, infer, Vec::new()))
 }
 
 fn median(v: &[f64]) -> f64 {

@@ -69,6 +69,9 @@ enum Command {
         /// Also show where a training step spends its time, by op kind.
         #[arg(long)]
         profile: bool,
+        /// The engine to time.
+        #[arg(long, value_enum, default_value_t = netc::bench::Engine::Native)]
+        engine: netc::bench::Engine,
     },
     /// Train a spec with the recipe in its front matter, into a run
     /// directory (graph, recipe, metrics, checkpoints, plot, report).
@@ -402,13 +405,15 @@ fn execute(command: Command) -> Result<ExitCode, String> {
             println!("compare.md, compare.csv and compare.png written to {}", out.display());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Bench { spec, set, batch, steps, warmup, threads, device, json, profile } => {
+        Command::Bench { spec, set, batch, steps, warmup, threads, device, json, profile, engine } => {
             if !netc::runtime::parse_device(&device)?.is_cpu() {
                 return Err("`netc bench` runs the CPU engine in this build; CUDA is issue 6".to_string());
             }
             let c = netc::compile::compile_file(&spec, &set).map_err(|e| e.render())?;
-            let report =
-                netc::bench::bench(&c.graph, &netc::bench::BenchOptions { batch, steps, warmup, threads, profile })?;
+            let report = netc::bench::bench(
+                &c.graph,
+                &netc::bench::BenchOptions { batch, steps, warmup, threads, profile, engine },
+            )?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?);
             } else {

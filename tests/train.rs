@@ -162,3 +162,31 @@ fn weights_that_do_not_fit_the_spec_list_every_mismatch() {
     );
     assert!(mismatches.len() >= 10, "{text:#?}");
 }
+
+/// Two updates of one weight with a constant gradient 0.2, by hand from
+/// PyTorch's update rules (torch.optim.SGD and AdamW).
+#[test]
+fn optimisers_follow_pytorchs_update_rules() {
+    use netc::recipe::{Optimizer as Settings, OptimizerKind};
+    use netc::runtime::native::Param;
+    let two_steps = |settings: Settings| -> f32 {
+        let mut params = [Param { name: "w".into(), shape: vec![1], value: vec![1.0], grad: vec![0.2] }];
+        let mut opt = Optimizer::new(&settings);
+        opt.step(&mut params, settings.lr);
+        opt.step(&mut params, settings.lr);
+        params[0].value[0]
+    };
+    let sgd = Settings { kind: OptimizerKind::Sgd, lr: 0.5, momentum: 0.9, weight_decay: 0.1, ..Settings::default() };
+    // g' = g + wd * w; buf = g' (first step), then 0.9 * buf + g'; w -= lr * buf.
+    assert!((two_steps(sgd.clone()) - 0.5725).abs() < 1e-6);
+    // Nesterov: w -= lr * (g' + 0.9 * buf).
+    assert!((two_steps(Settings { nesterov: true, ..sgd }) - 0.335575).abs() < 1e-6);
+    let adamw = Settings { kind: OptimizerKind::Adamw, lr: 0.1, weight_decay: 0.01, ..Settings::default() };
+    // With a constant gradient, the bias-corrected m / sqrt(v) is 1 (less
+    // eps): w = w * (1 - lr * wd) - lr twice, up to f32 rounding of the
+    // moments.
+    let w1 = 1.0 * (1.0 - 0.001) - 0.1;
+    let w2 = w1 * (1.0 - 0.001) - 0.1;
+    let got = two_steps(adamw) as f64;
+    assert!((got - w2).abs() < 1e-5, "{got} vs {w2}");
+}

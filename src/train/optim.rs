@@ -33,43 +33,38 @@ impl Optimizer {
             match o.kind {
                 OptimizerKind::Sgd => {
                     let momentum = o.momentum as f32;
-                    let decayed = p.grad.iter().zip(&p.value).map(|(g, v)| g + wd * v);
                     if momentum == 0.0 {
-                        let updates: Vec<f32> = decayed.collect();
-                        p.value.iter_mut().zip(updates).for_each(|(v, u)| *v -= lr * u);
+                        for (v, g) in p.value.iter_mut().zip(&p.grad) {
+                            *v -= lr * (g + wd * *v);
+                        }
                         continue;
                     }
                     let slot = format!("{}.momentum", p.name);
                     // PyTorch starts the momentum buffer at the first gradient.
                     let fresh = !self.state.contains_key(&slot);
-                    let mut buf = self.state.remove(&slot).unwrap_or_else(|| vec![0.0; p.value.len()]);
-                    let mut updates = Vec::with_capacity(p.value.len());
-                    for (b, g) in buf.iter_mut().zip(decayed) {
+                    let buf = self.state.entry(slot).or_insert_with(|| vec![0.0; p.value.len()]);
+                    for ((v, g), b) in p.value.iter_mut().zip(&p.grad).zip(buf.iter_mut()) {
+                        let g = g + wd * *v;
                         *b = if fresh { g } else { momentum * *b + g };
-                        updates.push(if o.nesterov { g + momentum * *b } else { *b });
+                        *v -= lr * if o.nesterov { g + momentum * *b } else { *b };
                     }
-                    p.value.iter_mut().zip(updates).for_each(|(v, u)| *v -= lr * u);
-                    self.state.insert(slot, buf);
                 }
                 OptimizerKind::Adamw => {
                     let [b1, b2] = o.betas.map(|b| b as f32);
                     let t = self.steps as i32;
                     let (c1, c2) = (1.0 - o.betas[0].powi(t), 1.0 - o.betas[1].powi(t));
                     let (c1, c2, eps) = (c1 as f32, c2 as f32, o.eps as f32);
-                    let take = |state: &mut BTreeMap<String, Vec<f32>>, key: &str| {
-                        state.remove(key).unwrap_or_else(|| vec![0.0; p.value.len()])
-                    };
-                    let (mk, vk) = (format!("{}.m", p.name), format!("{}.v", p.name));
-                    let (mut m, mut v) = (take(&mut self.state, &mk), take(&mut self.state, &vk));
-                    for i in 0..p.value.len() {
-                        let g = p.grad[i];
-                        m[i] = b1 * m[i] + (1.0 - b1) * g;
-                        v[i] = b2 * v[i] + (1.0 - b2) * g * g;
-                        let adam = (m[i] / c1) / ((v[i] / c2).sqrt() + eps);
-                        p.value[i] -= lr * (adam + wd * p.value[i]);
+                    let fresh = || vec![0.0; p.value.len()];
+                    let mut m = self.state.remove(&format!("{}.m", p.name)).unwrap_or_else(fresh);
+                    let mut v = self.state.remove(&format!("{}.v", p.name)).unwrap_or_else(fresh);
+                    for (((w, g), m), v) in p.value.iter_mut().zip(&p.grad).zip(m.iter_mut()).zip(v.iter_mut()) {
+                        *m = b1 * *m + (1.0 - b1) * g;
+                        *v = b2 * *v + (1.0 - b2) * g * g;
+                        let adam = (*m / c1) / ((*v / c2).sqrt() + eps);
+                        *w -= lr * (adam + wd * *w);
                     }
-                    self.state.insert(mk, m);
-                    self.state.insert(vk, v);
+                    self.state.insert(format!("{}.m", p.name), m);
+                    self.state.insert(format!("{}.v", p.name), v);
                 }
             }
         }
