@@ -201,22 +201,24 @@ fn forward_rows(g: &ConvGeom, x: &[f32], wt: &[f32], bias: Option<&[f32]>, rows:
 }
 
 /// The gradients of a convolution from the output gradient `dy`: the input
-/// gradient is added into `dx` (None when the input needs none), the weight
-/// gradient (gemm order) written to `dwt`, the bias gradient to `dbias`.
+/// gradient is written into `dx` (added, when its flag says so; None when
+/// the input needs none), the weight gradient (gemm order) written to
+/// `dwt`, the bias gradient to `dbias`.
 pub fn backward(
     g: &ConvGeom,
     x: &[f32],
     wt: &[f32],
     dy: &[f32],
-    dx: Option<&mut [f32]>,
+    dx: Option<(&mut [f32], bool)>,
     dwt: &mut [f32],
     dbias: Option<&mut [f32]>,
 ) {
     let parts = part_count(g.n, g.work_per_image());
     let ranges = split(g.n, parts);
-    let part = |images: Range<usize>, dx: Option<&mut [f32]>| backward_images(g, x, wt, dy, images, dx);
+    let add = dx.as_ref().is_some_and(|d| d.1);
+    let part = |images: Range<usize>, dx: Option<&mut [f32]>| backward_images(g, x, wt, dy, images, dx, add);
     let partials: Vec<Vec<f32>> = match dx {
-        Some(dx) => {
+        Some((dx, _)) => {
             let per_image = g.h * g.w * g.cin;
             let mut chunks = Vec::with_capacity(ranges.len());
             let mut rest = &mut dx[..g.n * per_image];
@@ -257,6 +259,7 @@ fn backward_images(
     dy: &[f32],
     images: Range<usize>,
     mut dx: Option<&mut [f32]>,
+    add: bool,
 ) -> Vec<f32> {
     let (cig, cog, field) = (g.cin_group(), g.cout_group(), g.field());
     let rows = images.start * g.out_pixels()..images.end * g.out_pixels();
@@ -276,10 +279,14 @@ fn backward_images(
             if let Some(dx) = dx.as_deref_mut() {
                 let dy_rows = Strides::rows(rows.start * g.cout + group * cog, g.cout);
                 let w = Strides::rows(group * cog * cig, cig);
-                matmul((m, cig, cog), dx, Strides::rows(group * cig, g.cin), true, dy, dy_rows, wt, w);
+                matmul((m, cig, cog), dx, Strides::rows(group * cig, g.cin), add, dy, dy_rows, wt, w);
             }
         }
         return partial;
+    }
+    if let (Some(dx), false) = (dx.as_deref_mut(), add) {
+        // col2im scatters: it adds into zeros.
+        dx.fill(0.0);
     }
     let chunk = g.chunk_rows();
     with_scratch(2 * chunk * field, |scratch| {

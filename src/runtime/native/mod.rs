@@ -536,11 +536,11 @@ impl Net {
             p.grad.fill(0.0);
         }
         let s = self.shapes[self.graph.output];
-        let mut g = self.take_zeroed(dlogits.len());
+        let mut g = self.take_buffer(dlogits.len());
         if s.pixels() == 1 {
             g.copy_from_slice(dlogits);
         } else {
-            pointwise::add_nchw_into_nhwc(dlogits, s, n, &mut g);
+            pointwise::nchw_into_nhwc(dlogits, s, n, &mut g, false);
         }
         self.grads[out] = Some(g);
         for id in (1..self.graph.nodes.len()).rev() {
@@ -584,12 +584,13 @@ impl Net {
         }
     }
 
-    /// A gradient buffer of `len` zeros, reused when one is spare.
-    fn take_zeroed(&mut self, len: usize) -> Vec<f32> {
+    /// A gradient buffer of `len` values left from earlier use (or zeros),
+    /// reused when one is spare.
+    fn take_buffer(&mut self, len: usize) -> Vec<f32> {
         let found = self.spare.iter().position(|b| b.capacity() >= len);
         let mut b = found.map(|i| self.spare.swap_remove(i)).unwrap_or_default();
-        b.clear();
         b.resize(len, 0.0);
+        b.truncate(len);
         b
     }
 
@@ -603,29 +604,28 @@ impl Net {
         // one per distinct input (`slot[i]` is input i's), none for the
         // input images.
         let slot: Vec<usize> = ins.iter().map(|s| ins.iter().position(|t| t == s).expect("present")).collect();
-        let mut dxs: Vec<Option<Vec<f32>>> = Vec::with_capacity(ins.len());
+        let mut dxs: Vec<Option<GradBuf>> = Vec::with_capacity(ins.len());
         for (i, &src) in ins.iter().enumerate() {
             if src == 0 || slot[i] != i {
                 dxs.push(None);
                 continue;
             }
             let len = n * self.shapes[src].len();
-            let g = match self.grads[src].take() {
-                Some(g) => g,
-                None => self.take_zeroed(len),
-            };
-            dxs.push(Some(g));
+            dxs.push(Some(match self.grads[src].take() {
+                Some(data) => GradBuf { data, fresh: false },
+                None => GradBuf { data: self.take_buffer(len), fresh: true },
+            }));
         }
         let acts = &self.acts;
         let x = |i: usize| &acts[ins[i]][..n * in_shapes[i].len()];
         let y = &acts[id][..n * s.len()];
         let params = &mut self.params;
-        let dx0 = dxs[0].as_deref_mut();
+        let dx0 = dxs[0].as_mut();
         match &mut self.exec[id] {
             Exec::Input | Exec::Alias => unreachable!("no backward pass through the input or an alias"),
             Exec::Conv { geom, weight, bias, wt, dwt } => {
                 let mut dbias = bias.map(|_| vec![0.0; geom.cout]);
-                conv::backward(geom, x(0), wt, dy, dx0, dwt, dbias.as_deref_mut());
+                conv::backward(geom, x(0), wt, dy, dx0.map(GradBuf::writing), dwt, dbias.as_deref_mut());
                 conv::from_gemm_order(geom, dwt, &mut params[*weight].grad);
                 if let (Some(b), Some(db)) = (bias, dbias) {
                     params[*b].grad.copy_from_slice(&db);
@@ -635,43 +635,44 @@ impl Net {
                 let mut dw = vec![0.0; s.c];
                 let mut db = vec![0.0; s.c];
                 let y = relu.then_some(y);
-                norm::backward(x(0), y, dy, s.c, mean, var, &params[*weight].value, *eps, dx0, &mut dw, &mut db);
+                let dx = dx0.map(GradBuf::writing);
+                norm::backward(x(0), y, dy, s.c, mean, var, &params[*weight].value, *eps, dx, &mut dw, &mut db);
                 params[*weight].grad.copy_from_slice(&dw);
                 params[*bias].grad.copy_from_slice(&db);
             }
             Exec::Relu => {
-                if let Some(dx) = dx0 {
-                    pointwise::add_map2(y, dy, dx, |v, g| if v > 0.0 { g } else { 0.0 });
+                if let Some((dx, add)) = dx0.map(GradBuf::writing) {
+                    pointwise::map2_into(y, dy, dx, add, |v, g| if v > 0.0 { g } else { 0.0 });
                 }
             }
             Exec::Sigmoid => {
-                if let Some(dx) = dx0 {
-                    pointwise::add_map2(y, dy, dx, |v, g| g * v * (1.0 - v));
+                if let Some((dx, add)) = dx0.map(GradBuf::writing) {
+                    pointwise::map2_into(y, dy, dx, add, |v, g| g * v * (1.0 - v));
                 }
             }
             Exec::Affine { scale, .. } => {
-                if let Some(dx) = dx0 {
+                if let Some((dx, add)) = dx0.map(GradBuf::writing) {
                     let a = *scale;
-                    pointwise::add_map2(y, dy, dx, move |_, g| g * a);
+                    pointwise::map2_into(y, dy, dx, add, move |_, g| g * a);
                 }
             }
             Exec::MaxPool { argmax, .. } => {
-                if let Some(dx) = dx0 {
+                if let Some(dx) = dx0.map(GradBuf::adding) {
                     window::max_pool_backward(dy, nhwc(s, n), &argmax[..dy.len()], dx, nhwc(in_shapes[0], n));
                 }
             }
             Exec::AvgPool { window } => {
-                if let Some(dx) = dx0 {
+                if let Some(dx) = dx0.map(GradBuf::adding) {
                     window::avg_pool_backward(dy, nhwc(s, n), *window, dx, nhwc(in_shapes[0], n));
                 }
             }
             Exec::GlobalAvgPool => {
-                if let Some(dx) = dx0 {
-                    pointwise::global_avg_pool_backward(dy, in_shapes[0], n, dx);
+                if let Some((dx, add)) = dx0.map(GradBuf::writing) {
+                    pointwise::global_avg_pool_backward(dy, in_shapes[0], n, dx, add);
                 }
             }
             Exec::Resize { mode } => {
-                if let Some(dx) = dx0 {
+                if let Some(dx) = dx0.map(GradBuf::adding) {
                     let (xs, ys) = (nhwc(in_shapes[0], n), nhwc(s, n));
                     match mode {
                         UpsampleMode::Nearest => window::resize_nearest_backward(dy, ys, dx, xs),
@@ -682,13 +683,13 @@ impl Net {
                 }
             }
             Exec::Dropout { mask, .. } => {
-                if let Some(dx) = dx0 {
-                    pointwise::add_map2(&mask[..dy.len()], dy, dx, |m, g| m * g);
+                if let Some((dx, add)) = dx0.map(GradBuf::writing) {
+                    pointwise::map2_into(&mask[..dy.len()], dy, dx, add, |m, g| m * g);
                 }
             }
             Exec::Flatten => {
-                if let Some(dx) = dx0 {
-                    pointwise::add_nchw_into_nhwc(dy, in_shapes[0], n, dx);
+                if let Some((dx, add)) = dx0.map(GradBuf::writing) {
+                    pointwise::nchw_into_nhwc(dy, in_shapes[0], n, dx, add);
                 }
             }
             Exec::Linear { weight, bias } => {
@@ -707,7 +708,7 @@ impl Net {
                     &flat,
                     Strides::rows(0, f),
                 );
-                if let Some(dx) = dx0 {
+                if let Some(dx) = dx0.map(GradBuf::adding) {
                     let mut dflat = vec![0.0; n * f];
                     matmul(
                         (n, f, k),
@@ -722,7 +723,7 @@ impl Net {
                     if in_shapes[0].pixels() == 1 {
                         dx.iter_mut().zip(&dflat).for_each(|(d, v)| *d += v);
                     } else {
-                        pointwise::add_nchw_into_nhwc(&dflat, in_shapes[0], n, dx);
+                        pointwise::nchw_into_nhwc(&dflat, in_shapes[0], n, dx, true);
                     }
                 }
                 if let Some(b) = bias {
@@ -735,8 +736,8 @@ impl Net {
             Exec::Concat => {
                 let mut offset = 0;
                 for i in 0..ins.len() {
-                    if let Some(dx) = dxs[slot[i]].as_deref_mut() {
-                        pointwise::add_channel_slice(dy, s.c, offset, dx, in_shapes[i].c);
+                    if let Some((dx, add)) = dxs[slot[i]].as_mut().map(GradBuf::writing) {
+                        pointwise::channel_slice_into(dy, s.c, offset, dx, in_shapes[i].c, add);
                     }
                     offset += in_shapes[i].c;
                 }
@@ -745,17 +746,47 @@ impl Net {
                 let op = *op;
                 for i in 0..2 {
                     let other = 1 - i;
-                    if let Some(dx) = dxs[slot[i]].as_deref_mut() {
+                    if let Some(dx) = dxs[slot[i]].as_mut().map(GradBuf::adding) {
                         pointwise::arith_backward(op, dy, s, x(other), in_shapes[other], n, dx, in_shapes[i]);
                     }
                 }
             }
         }
         for (src, g) in ins.into_iter().zip(dxs) {
-            if let Some(g) = g {
-                self.grads[src] = Some(g);
+            match g {
+                // Nothing was written: no gradient flows this way.
+                Some(g) if g.fresh => self.spare.push(g.data),
+                Some(g) => self.grads[src] = Some(g.data),
+                None => {}
             }
         }
+    }
+}
+
+/// An input's gradient while a node's backward pass writes it. A `fresh`
+/// buffer holds neither a contribution nor zeros yet, so the first kernel
+/// that can may overwrite it instead of adding to zeros (a batch norm's
+/// input gradient, for one, has no other contribution).
+struct GradBuf {
+    data: Vec<f32>,
+    fresh: bool,
+}
+
+impl GradBuf {
+    /// For kernels that only add: zeroed first when fresh.
+    fn adding(&mut self) -> &mut [f32] {
+        if self.fresh {
+            self.data.fill(0.0);
+            self.fresh = false;
+        }
+        &mut self.data
+    }
+
+    /// For kernels that add or overwrite: the buffer, and whether to add.
+    fn writing(&mut self) -> (&mut [f32], bool) {
+        let accumulate = !self.fresh;
+        self.fresh = false;
+        (&mut self.data, accumulate)
     }
 }
 

@@ -119,8 +119,8 @@ pub fn affine_of(mean: &[f64], var: &[f64], weight: &[f32], bias: &[f32], eps: f
 }
 
 /// The backward pass of training-mode batch norm (and the fused ReLU, whose
-/// output `y` masks the gradient): adds the input gradient into `dx` and
-/// writes the weight and bias gradients.
+/// output `y` masks the gradient): writes the input gradient into `dx`
+/// (adds it, when its flag says so) and the weight and bias gradients.
 #[allow(clippy::too_many_arguments)]
 pub fn backward(
     x: &[f32],
@@ -131,7 +131,7 @@ pub fn backward(
     var: &[f64],
     weight: &[f32],
     eps: f64,
-    dx: Option<&mut [f32]>,
+    dx: Option<(&mut [f32], bool)>,
     dweight: &mut [f32],
     dbias: &mut [f32],
 ) {
@@ -163,7 +163,7 @@ pub fn backward(
         dweight[ch] = (sum_dy_xc[ch] * invstd[ch]) as f32;
         dbias[ch] = sum_dy[ch] as f32;
     }
-    let Some(dx) = dx else { return };
+    let Some((dx, add)) = dx else { return };
     // dx = k * (dy - mean(dy) - xhat * mean(dy * xhat)), k = weight * invstd,
     // folded into dx += a * dy + b * (x - mean) + d per channel.
     let (mut a, mut b, mut d) = (vec![0f32; c], vec![0f32; c], vec![0f32; c]);
@@ -186,12 +186,12 @@ pub fn backward(
                 Some(y) => {
                     for (((((((o, v), g), m), a), b), d), out) in terms.zip(&y[range]) {
                         let g = if *out > 0.0 { *g } else { 0.0 };
-                        *o += a * g + b * (v - m) + d;
+                        *o = if add { *o } else { 0.0 } + a * g + b * (v - m) + d;
                     }
                 }
                 None => {
                     for ((((((o, v), g), m), a), b), d) in terms {
-                        *o += a * g + b * (v - m) + d;
+                        *o = if add { *o } else { 0.0 } + a * g + b * (v - m) + d;
                     }
                 }
             }

@@ -64,14 +64,14 @@ pub fn nhwc_to_nchw(x: &[f32], s: Hwc, n: usize, y: &mut [f32]) {
     }
 }
 
-/// Adds `n` NCHW examples into an NHWC buffer.
-pub fn add_nchw_into_nhwc(x: &[f32], s: Hwc, n: usize, y: &mut [f32]) {
+/// Writes (or, with `add`, adds) `n` NCHW examples into an NHWC buffer.
+pub fn nchw_into_nhwc(x: &[f32], s: Hwc, n: usize, y: &mut [f32], add: bool) {
     let len = s.len();
     for b in 0..n {
         let (src, out) = (&x[b * len..][..len], &mut y[b * len..][..len]);
         for (p, row) in out.chunks_exact_mut(s.c).enumerate() {
             for (ch, v) in row.iter_mut().enumerate() {
-                *v += src[ch * s.pixels() + p];
+                *v = if add { *v } else { 0.0 } + src[ch * s.pixels() + p];
             }
         }
     }
@@ -86,12 +86,15 @@ pub fn map(x: &[f32], y: &mut [f32], f: impl Fn(f32) -> f32 + Sync + Send) {
     });
 }
 
-/// `dx += f(y, dy)` elementwise, for activations whose gradient follows
-/// from their output.
-pub fn add_map2(y: &[f32], dy: &[f32], dx: &mut [f32], f: impl Fn(f32, f32) -> f32 + Sync + Send) {
+/// `dx = f(y, dy)` (or `dx += f(y, dy)` with `add`) elementwise, for
+/// activations whose gradient follows from their output.
+pub fn map2_into(y: &[f32], dy: &[f32], dx: &mut [f32], add: bool, f: impl Fn(f32, f32) -> f32 + Sync + Send) {
     for_rows(dx, 1, |first, out| {
-        for ((o, v), g) in out.iter_mut().zip(&y[first..]).zip(&dy[first..]) {
-            *o += f(*v, *g);
+        let terms = out.iter_mut().zip(&y[first..]).zip(&dy[first..]);
+        if add {
+            terms.for_each(|((o, v), g)| *o += f(*v, *g));
+        } else {
+            terms.for_each(|((o, v), g)| *o = f(*v, *g));
         }
     });
 }
@@ -110,13 +113,16 @@ pub fn concat(inputs: &[&[f32]], parts: &[usize], y: &mut [f32]) {
     });
 }
 
-/// Adds the channels `offset..offset + dx_c` of each row of `dy` into `dx`.
-pub fn add_channel_slice(dy: &[f32], c: usize, offset: usize, dx: &mut [f32], dx_c: usize) {
+/// Writes (or, with `add`, adds) the channels `offset..offset + dx_c` of
+/// each row of `dy` into `dx`.
+pub fn channel_slice_into(dy: &[f32], c: usize, offset: usize, dx: &mut [f32], dx_c: usize, add: bool) {
     for_rows(dx, dx_c, |first, out| {
         for (r, row) in out.chunks_exact_mut(dx_c).enumerate() {
             let src = &dy[(first + r) * c + offset..][..dx_c];
-            for (d, v) in row.iter_mut().zip(src) {
-                *d += *v;
+            if add {
+                row.iter_mut().zip(src).for_each(|(d, v)| *d += *v);
+            } else {
+                row.copy_from_slice(src);
             }
         }
     });
@@ -138,13 +144,14 @@ pub fn global_avg_pool(x: &[f32], s: Hwc, n: usize, y: &mut [f32]) {
     }
 }
 
-pub fn global_avg_pool_backward(dy: &[f32], s: Hwc, n: usize, dx: &mut [f32]) {
+/// The gradient of [`global_avg_pool`], written (or, with `add`, added) into `dx`.
+pub fn global_avg_pool_backward(dy: &[f32], s: Hwc, n: usize, dx: &mut [f32], add: bool) {
     let scale = 1.0 / s.pixels() as f32;
     dx[..n * s.len()].par_chunks_mut(s.len()).enumerate().for_each(|(b, out)| {
         let g = &dy[b * s.c..][..s.c];
         for row in out.chunks_exact_mut(s.c) {
             for (o, v) in row.iter_mut().zip(g) {
-                *o += *v * scale;
+                *o = if add { *o } else { 0.0 } + *v * scale;
             }
         }
     });
