@@ -284,6 +284,21 @@ fn parse_set(s: &str) -> Result<(String, f64), String> {
     Ok((k.trim().to_string(), v))
 }
 
+/// The device of `--device`, which must be the CPU for now: training and
+/// evaluation run on the native CPU engine, and the candle ops that probes
+/// use have no CUDA kernels yet (issue 6, docs/gpu.md). A CUDA device is
+/// still opened first, so that a missing CUDA build or GPU is reported as such.
+fn cpu_device(name: &str, command: &str) -> Result<candle_core::Device, String> {
+    let device = netc::runtime::parse_device(name)?;
+    if !device.is_cpu() {
+        return Err(format!(
+            "`netc {command} --device {name}`: the GPU opened, but netc runs on the CPU only for now \
+             (`--device cpu`); GPU training, evaluation and probing are issue 6 (docs/gpu.md)"
+        ));
+    }
+    Ok(device)
+}
+
 fn main() -> ExitCode {
     execute(Cli::parse().command).unwrap_or_else(|e| fail(&e))
 }
@@ -321,7 +336,7 @@ fn execute(command: Command) -> Result<ExitCode, String> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Run { spec, settings: a, resume, out, device, quiet, stop_after_steps } => {
-            let device = netc::runtime::parse_device(&device)?;
+            let device = cpu_device(&device, "run")?;
             let settings = netc::train::Settings {
                 profile: a.profile,
                 set: a.set,
@@ -351,7 +366,7 @@ fn execute(command: Command) -> Result<ExitCode, String> {
             }
         }
         Command::Eval { trained, test_images, batch_size, csv, device } => {
-            let device = netc::runtime::parse_device(&device)?;
+            let device = cpu_device(&device, "eval")?;
             let (graph, recipe) = trained.resolve(test_images)?;
             let (source, limit) = (recipe.data.dataset, recipe.data.test_images);
             let e = netc::train::evaluate_command(&graph, &trained.weights, &source, limit, batch_size, &device)?;
@@ -363,7 +378,7 @@ fn execute(command: Command) -> Result<ExitCode, String> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Probe { trained, probes, heatmaps, shared_scale, sanity, out, device } => {
-            let device = netc::runtime::parse_device(&device)?;
+            let device = cpu_device(&device, "probe")?;
             let (graph, recipe) = trained.resolve(None)?;
             let weights = trained.weights;
             let mut probe = recipe.probe.clone();
@@ -388,7 +403,7 @@ fn execute(command: Command) -> Result<ExitCode, String> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Compare { runs, probe, heatmaps, out, device } => {
-            let device = netc::runtime::parse_device(&device)?;
+            let device = cpu_device(&device, "compare")?;
             let out = match out {
                 Some(out) => out,
                 None => netc::train::unique_dir("compare", None)?,
@@ -406,9 +421,7 @@ fn execute(command: Command) -> Result<ExitCode, String> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench { spec, set, batch, steps, warmup, threads, device, json, profile, engine } => {
-            if !netc::runtime::parse_device(&device)?.is_cpu() {
-                return Err("`netc bench` runs the CPU engine in this build; CUDA is issue 6".to_string());
-            }
+            cpu_device(&device, "bench")?;
             let c = netc::compile::compile_file(&spec, &set).map_err(|e| e.render())?;
             let report = netc::bench::bench(
                 &c.graph,

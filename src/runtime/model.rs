@@ -68,17 +68,28 @@ pub struct Model {
     buffers: BTreeMap<String, Tensor>,
 }
 
-/// `cpu` or `cuda[:N]`.
+/// `cpu` or `cuda[:N]`. A CUDA device needs a build with the `cuda` feature
+/// and a GPU that the CUDA driver can open (docs/gpu.md).
 pub fn parse_device(name: &str) -> std::result::Result<Device, String> {
     match name {
         "cpu" => Ok(Device::Cpu),
         n if n == "cuda" || n.starts_with("cuda:") => {
             let ordinal: usize =
                 n.strip_prefix("cuda:").unwrap_or("0").parse().map_err(|_| format!("bad device `{n}`"))?;
-            if !candle_core::utils::cuda_is_available() {
-                return Err(format!("`{n}`: this netc has no CUDA support yet; use `--device cpu`"));
+            if !cfg!(feature = "cuda") {
+                return Err(format!(
+                    "`{n}`: this netc was built without CUDA; rebuild with --features cuda (docs/gpu.md)"
+                ));
             }
-            Device::new_cuda(ordinal).map_err(|e| format!("`{n}`: {e}"))
+            Device::new_cuda(ordinal).map_err(|e| {
+                // candle appends a backtrace when RUST_BACKTRACE is set; a
+                // missing GPU or driver needs none.
+                let e = match e {
+                    candle_core::Error::WithBacktrace { inner, .. } => *inner,
+                    e => e,
+                };
+                format!("`{n}`: cannot open CUDA device {ordinal}: {e}")
+            })
         }
         other => Err(format!("unknown device `{other}`; expected `cpu` or `cuda[:N]`")),
     }

@@ -238,7 +238,10 @@ fn train(dir: &Path, graph: &Graph, recipe: &Recipe, opts: &RunOptions) -> Resul
 
     let device = &opts.device;
     if !device.is_cpu() {
-        return Err("training runs on the CPU in this build (`--device cpu`); CUDA is issue 6".to_string());
+        return Err(
+            "training runs on the native CPU engine only (`--device cpu`); GPU training is issue 6 (docs/gpu.md)"
+                .to_string(),
+        );
     }
     let err = |e: candle_core::Error| e.to_string();
     let mut model = Model::new(graph, device, t.seed).map_err(err)?;
