@@ -29,7 +29,7 @@ pub struct BenchOptions {
     /// Worker threads (0: one per core).
     pub threads: usize,
     /// Time each kind of op, in the timed training steps.
-    pub profile: bool,
+    pub breakdown: bool,
     pub engine: Engine,
 }
 
@@ -63,10 +63,10 @@ pub struct BenchReport {
     pub infer_gflops: f64,
     /// The process's peak resident memory, in MiB.
     pub peak_memory_mib: f64,
-    /// With `--profile`: seconds per timed training step by op kind and
+    /// With `--breakdown`: seconds per timed training step by op kind and
     /// pass (`forward`/`backward`), slowest first.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub profile: Vec<(String, String, f64)>,
+    pub breakdown: Vec<(String, String, f64)>,
 }
 
 impl BenchReport {
@@ -91,16 +91,16 @@ impl BenchReport {
             self.infer_gflops,
             self.peak_memory_mib,
             self.train_step_seconds.len(),
-        ) + &self.profile_table()
+        ) + &self.breakdown_table()
     }
 
-    fn profile_table(&self) -> String {
-        let total: f64 = self.profile.iter().map(|r| r.2).sum();
+    fn breakdown_table(&self) -> String {
+        let total: f64 = self.breakdown.iter().map(|r| r.2).sum();
         let mut out = String::new();
-        if !self.profile.is_empty() {
+        if !self.breakdown.is_empty() {
             out += "\nper training step, by op:\n";
         }
-        for (kind, pass, seconds) in &self.profile {
+        for (kind, pass, seconds) in &self.breakdown {
             out += &format!("  {kind:<10} {pass:<8} {:8.1} ms  {:5.1}%\n", seconds * 1e3, 100.0 * seconds / total);
         }
         out
@@ -121,7 +121,7 @@ pub fn bench(graph: &Graph, opts: &BenchOptions) -> Result<BenchReport, String> 
     let per_image: usize = graph.input_shape().iter().product();
     let images: Vec<f32> = (0..opts.batch * per_image).map(|_| rng.normal() as f32).collect();
     let labels: Vec<u32> = (0..opts.batch).map(|_| rng.below(classes) as u32).collect();
-    let (train, infer, profile) = pool.install(|| match opts.engine {
+    let (train, infer, breakdown) = pool.install(|| match opts.engine {
         Engine::Native => native_steps(graph, opts, &images, &labels),
         Engine::Candle => candle_steps(graph, opts, &images, &labels).map_err(|e| e.to_string()),
     })?;
@@ -142,11 +142,11 @@ pub fn bench(graph: &Graph, opts: &BenchOptions) -> Result<BenchReport, String> 
         train_step_seconds: train,
         infer_step_seconds: infer,
         peak_memory_mib: peak_memory_mib(),
-        profile,
+        breakdown,
     })
 }
 
-/// Step times: training, inference, and the training profile.
+/// Step times: training, inference, and the training breakdown by op.
 type Timings = (Vec<f64>, Vec<f64>, Vec<(String, String, f64)>);
 
 fn native_steps(graph: &Graph, opts: &BenchOptions, images: &[f32], labels: &[u32]) -> Result<Timings, String> {
@@ -164,7 +164,7 @@ fn native_steps(graph: &Graph, opts: &BenchOptions, images: &[f32], labels: &[u3
     let mut train = Vec::with_capacity(opts.steps);
     for step in 0..opts.warmup + opts.steps {
         if step == opts.warmup {
-            net.set_profiling(opts.profile);
+            net.set_profiling(opts.breakdown);
         }
         let start = Instant::now();
         let logits = net.forward(images, opts.batch, Mode::Train, step as u64).map_err(|e| e.to_string())?;

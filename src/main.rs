@@ -68,7 +68,7 @@ enum Command {
         json: bool,
         /// Also show where a training step spends its time, by op kind.
         #[arg(long)]
-        profile: bool,
+        breakdown: bool,
         /// The engine to time.
         #[arg(long, value_enum, default_value_t = netc::bench::Engine::Native)]
         engine: netc::bench::Engine,
@@ -420,12 +420,12 @@ fn execute(command: Command) -> Result<ExitCode, String> {
             println!("compare.md, compare.csv and compare.png written to {}", out.display());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Bench { spec, set, batch, steps, warmup, threads, device, json, profile, engine } => {
+        Command::Bench { spec, set, batch, steps, warmup, threads, device, json, breakdown, engine } => {
             cpu_device(&device, "bench")?;
             let c = netc::compile::compile_file(&spec, &set).map_err(|e| e.render())?;
             let report = netc::bench::bench(
                 &c.graph,
-                &netc::bench::BenchOptions { batch, steps, warmup, threads, profile, engine },
+                &netc::bench::BenchOptions { batch, steps, warmup, threads, breakdown, engine },
             )?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?);

@@ -225,3 +225,36 @@ fn compare_tabulates_runs_and_draws_one_column_each() {
     let png = image::open(out.join("compare.png")).unwrap();
     assert!(png.width() > png.height(), "three columns (image and two runs) of three rows");
 }
+
+#[test]
+fn bench_reports_both_steps_with_a_breakdown_that_adds_up() {
+    let (code, out, err) = netc(&[
+        "bench",
+        "tests/fixtures/small_cnn.net",
+        "--batch",
+        "8",
+        "--steps",
+        "2",
+        "--warmup",
+        "1",
+        "--breakdown",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let r: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(r["network"], "small_cnn");
+    assert_eq!(r["params"], 24346);
+    assert_eq!(r["train_step_seconds"].as_array().unwrap().len(), 2);
+    let step = r["train_step_seconds"].as_array().unwrap().iter().map(|s| s.as_f64().unwrap()).fold(f64::MAX, f64::min);
+    let ops: f64 = r["breakdown"].as_array().unwrap().iter().map(|row| row[2].as_f64().unwrap()).sum();
+    // The ops are part of a step (the loss and the update are not ops).
+    assert!(ops > 0.0 && ops <= step * 1.5, "ops {ops} s in a step of {step} s");
+    let speed = r["train_images_per_second"].as_f64().unwrap();
+    assert!(speed > 0.0 && speed.is_finite());
+    assert!(r["infer_images_per_second"].as_f64().unwrap() > 0.0);
+    assert!(r["peak_memory_mib"].as_f64().unwrap() > 1.0);
+
+    let (code, _, err) = netc(&["bench", "tests/fixtures/small_cnn.net", "--device", "cuda"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("cuda"), "{err}");
+}
