@@ -746,9 +746,10 @@ impl Net {
                 let op = *op;
                 for i in 0..2 {
                     let other = 1 - i;
-                    if let Some(dx) = dxs[slot[i]].as_mut().map(GradBuf::adding) {
-                        pointwise::arith_backward(op, dy, s, x(other), in_shapes[other], n, dx, in_shapes[i]);
-                    }
+                    let Some(buf) = dxs[slot[i]].as_mut() else { continue };
+                    // A broadcast input gathers several outputs' gradients.
+                    let (dx, add) = if in_shapes[i] == s { buf.writing() } else { (buf.adding(), true) };
+                    pointwise::arith_backward(op, dy, s, x(other), in_shapes[other], n, dx, in_shapes[i], add);
                 }
             }
         }

@@ -181,10 +181,35 @@ pub fn arith(op: Arith, a: &[f32], sa: Hwc, b: &[f32], sb: Hwc, n: usize, y: &mu
     });
 }
 
-/// The gradient of [`arith`] with respect to `a` (of shape `sa`), added
-/// into `da`: `dy` for `+`, `dy * b` for `*`, summed over broadcast axes.
+/// The gradient of [`arith`] with respect to `a` (of shape `sa`): `dy` for
+/// `+`, `dy * b` for `*`, summed over the axes `a` broadcasts along. It is
+/// written into `da`, or added with `add` (which a broadcast `a` needs:
+/// several outputs add into one of its elements).
 #[allow(clippy::too_many_arguments)]
-pub fn arith_backward(op: Arith, dy: &[f32], sy: Hwc, b: &[f32], sb: Hwc, n: usize, da: &mut [f32], sa: Hwc) {
+pub fn arith_backward(
+    op: Arith,
+    dy: &[f32],
+    sy: Hwc,
+    b: &[f32],
+    sb: Hwc,
+    n: usize,
+    da: &mut [f32],
+    sa: Hwc,
+    add: bool,
+) {
+    debug_assert!(add || sa == sy, "a broadcast operand's gradient must be added");
+    if sa == sy && sb == sy {
+        for_rows(&mut da[..n * sa.len()], 1, |first, out| {
+            let terms = out.iter_mut().zip(&dy[first..]);
+            match (op, add) {
+                (Arith::Add, false) => terms.for_each(|(o, g)| *o = *g),
+                (Arith::Add, true) => terms.for_each(|(o, g)| *o += *g),
+                (Arith::Mul, false) => terms.zip(&b[first..]).for_each(|((o, g), v)| *o = g * v),
+                (Arith::Mul, true) => terms.zip(&b[first..]).for_each(|((o, g), v)| *o += g * v),
+            }
+        });
+        return;
+    }
     da[..n * sa.len()].par_chunks_mut(sa.len()).enumerate().for_each(|(i, out)| {
         let (g, b) = (&dy[i * sy.len()..][..sy.len()], &b[i * sb.len()..][..sb.len()]);
         for (p, gy) in g.chunks_exact(sy.c).enumerate() {
@@ -196,7 +221,8 @@ pub fn arith_backward(op: Arith, dy: &[f32], sy: Hwc, b: &[f32], sb: Hwc, n: usi
             };
             if sa.c == sy.c {
                 for (ch, v) in gy.iter().enumerate() {
-                    out[ra + ch] += v * factor(ch);
+                    let o = &mut out[ra + ch];
+                    *o = if add { *o } else { 0.0 } + v * factor(ch);
                 }
             } else {
                 out[ra] += gy.iter().enumerate().map(|(ch, v)| v * factor(ch)).sum::<f32>();
