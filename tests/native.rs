@@ -77,6 +77,12 @@ fn engines_agree(graph: &netc::graph::Graph, n: usize, seed: u64, grad_tolerance
     assert!(err < 1e-4, "{}: evaluation logits differ by {err:e}", graph.name);
 }
 
+/// The graph of spec text, or a panic with its diagnostics.
+fn inline(spec: &str) -> netc::graph::Graph {
+    let path = std::path::Path::new("tests/inline.net");
+    netc::compile::compile_source(path, spec.to_string(), &[]).unwrap_or_else(|e| panic!("{}", e.render())).graph
+}
+
 /// Without ReLU or max pooling, no rounding difference can flip a mask or
 /// move a maximum, so the engines agree to float precision.
 #[test]
@@ -91,10 +97,7 @@ net smooth(classes = 10) {
     return logits
 }
 "#;
-    let graph = netc::compile::compile_source(std::path::Path::new("tests/inline.net"), spec.to_string(), &[])
-        .unwrap_or_else(|e| panic!("{}", e.render()))
-        .graph;
-    engines_agree(&graph, 4, 9, 1e-4);
+    engines_agree(&inline(spec), 4, 9, 1e-4);
 }
 
 /// In the deep specs, a rounding difference now and then lands a ReLU
@@ -151,8 +154,5 @@ net variants(classes = 10) {
     return logits
 }
 "#;
-    let graph = netc::compile::compile_source(std::path::Path::new("tests/inline.net"), spec.to_string(), &[])
-        .unwrap_or_else(|e| panic!("{}", e.render()))
-        .graph;
-    engines_agree(&graph, 2, 5, 1e-4);
+    engines_agree(&inline(spec), 2, 5, 1e-4);
 }
