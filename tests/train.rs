@@ -170,7 +170,8 @@ fn optimisers_follow_pytorchs_update_rules() {
     use netc::recipe::{Optimizer as Settings, OptimizerKind};
     use netc::runtime::native::Param;
     let two_steps = |settings: Settings| -> f32 {
-        let mut params = [Param { name: "w".into(), shape: vec![1], value: vec![1.0], grad: vec![0.2] }];
+        let mut params =
+            [Param { name: "w".into(), shape: vec![1], value: vec![1.0], grad: vec![0.2], has_grad: true }];
         let mut opt = Optimizer::new(&settings);
         opt.step(&mut params, settings.lr);
         opt.step(&mut params, settings.lr);

@@ -29,7 +29,7 @@ impl Optimizer {
         self.steps += 1;
         let o = &self.settings;
         let (lr, wd) = (lr as f32, o.weight_decay as f32);
-        for p in params {
+        for p in params.iter_mut().filter(|p| p.has_grad) {
             match o.kind {
                 OptimizerKind::Sgd => {
                     let momentum = o.momentum as f32;

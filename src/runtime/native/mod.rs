@@ -8,8 +8,8 @@
 //! NHWC activations (a pixel's channels contiguous, which makes every
 //! convolution a product writing its output rows directly, and 1x1
 //! convolutions a product without im2col), batch norm fused with the ReLU
-//! that follows it, and hand-written backward kernels that add into
-//! gradient buffers reused from step to step.
+//! that follows it, and hand-written backward kernels that write (or add
+//! into) gradient buffers reused from step to step.
 //!
 //! Parameters stay in the IR's layout (`[Cout, Cin, k, k]` for a
 //! convolution) so that checkpoints, the optimiser and candle's [`Model`]
@@ -43,6 +43,10 @@ pub struct Param {
     pub shape: Vec<usize>,
     pub value: Vec<f32>,
     pub grad: Vec<f32>,
+    /// Whether the last backward pass reached it: a parameter on a branch
+    /// that does not lead to the output has no gradient (PyTorch's `None`),
+    /// and the optimiser leaves it alone.
+    pub has_grad: bool,
 }
 
 /// How one IR node runs, with the state it keeps between passes.
@@ -112,6 +116,8 @@ pub struct Net {
     source: Vec<NodeId>,
     shapes: Vec<Hwc>,
     params: Vec<Param>,
+    /// The indices in `params` of each node's parameters.
+    node_params: Vec<Vec<usize>>,
     /// Examples the buffers hold.
     capacity: usize,
     /// Examples in the last forward pass.
@@ -164,10 +170,11 @@ impl Net {
                 consumers[i] += 1;
             }
         }
-        let probed = |id: NodeId| graph.probes.iter().any(|p| p.node == id);
         let mut params = Vec::new();
         let mut param_ids = BTreeMap::new();
+        let mut node_params = Vec::with_capacity(n);
         for node in &graph.nodes {
+            node_params.push((params.len()..params.len() + node.params.len()).collect());
             for p in &node.params {
                 let len = p.shape.iter().product();
                 param_ids.insert(p.name.clone(), params.len());
@@ -176,6 +183,7 @@ impl Net {
                     shape: p.shape.clone(),
                     value: vec![0.0; len],
                     grad: vec![0.0; len],
+                    has_grad: false,
                 });
             }
         }
@@ -238,8 +246,10 @@ impl Net {
                     }
                 }
                 Op::Relu => {
-                    let from = input(0);
-                    let fusable = consumers[from] == 1 && !probed(from) && from != graph.output;
+                    // Only a ReLU that is its batch norm's one reader, with no
+                    // alias between them, may overwrite the batch norm's output.
+                    let from = node.inputs[0];
+                    let fusable = consumers[from] == 1 && source[from] == from && from != graph.output;
                     match &mut exec[from] {
                         Exec::BatchNorm { relu, .. } if fusable => {
                             *relu = true;
@@ -287,6 +297,7 @@ impl Net {
             source,
             shapes,
             params,
+            node_params,
             capacity: 0,
             batch: 0,
             mode: Mode::Eval,
@@ -294,10 +305,6 @@ impl Net {
             output: Vec::new(),
             profile: None,
         })
-    }
-
-    pub fn graph(&self) -> &Graph {
-        &self.graph
     }
 
     pub fn params(&self) -> &[Param] {
@@ -481,9 +488,16 @@ impl Net {
             }
             Exec::Dropout { p, mask } => {
                 if mode == Mode::Train {
+                    // Drawn in NCHW order, as candle's Model draws them, so
+                    // that both engines drop the same elements.
                     let keep = 1.0 - *p;
-                    for m in &mut mask[..y.len()] {
-                        *m = if dropout.uniform() < keep { (1.0 / keep) as f32 } else { 0.0 };
+                    for b in 0..n {
+                        for ch in 0..s.c {
+                            for px in 0..s.pixels() {
+                                let kept = dropout.uniform() < keep;
+                                mask[(b * s.pixels() + px) * s.c + ch] = if kept { (1.0 / keep) as f32 } else { 0.0 };
+                            }
+                        }
                     }
                     for ((o, v), m) in y.iter_mut().zip(x(0)).zip(mask.iter()) {
                         *o = v * m;
@@ -534,6 +548,7 @@ impl Net {
         }
         for p in &mut self.params {
             p.grad.fill(0.0);
+            p.has_grad = false;
         }
         let s = self.shapes[self.graph.output];
         let mut g = self.take_buffer(dlogits.len());
@@ -587,7 +602,8 @@ impl Net {
     /// A gradient buffer of `len` values left from earlier use (or zeros),
     /// reused when one is spare.
     fn take_buffer(&mut self, len: usize) -> Vec<f32> {
-        let found = self.spare.iter().position(|b| b.capacity() >= len);
+        let fits = self.spare.iter().enumerate().filter(|(_, b)| b.capacity() >= len);
+        let found = fits.min_by_key(|(_, b)| b.capacity()).map(|(i, _)| i);
         let mut b = found.map(|i| self.spare.swap_remove(i)).unwrap_or_default();
         b.resize(len, 0.0);
         b.truncate(len);
@@ -620,6 +636,9 @@ impl Net {
         let x = |i: usize| &acts[ins[i]][..n * in_shapes[i].len()];
         let y = &acts[id][..n * s.len()];
         let params = &mut self.params;
+        for &i in &self.node_params[id] {
+            params[i].has_grad = true;
+        }
         let dx0 = dxs[0].as_mut();
         match &mut self.exec[id] {
             Exec::Input | Exec::Alias => unreachable!("no backward pass through the input or an alias"),

@@ -81,12 +81,14 @@ fn for_wide_rows(out: &mut [f32], c: usize, f: impl Fn(usize, &mut [f32]) + Sync
 pub fn scale_shift(x: &[f32], c: usize, scale: &[f32], shift: &[f32], relu: bool, y: &mut [f32]) {
     let width = wide(c);
     let (scale, shift) = (repeat(scale, width), repeat(shift, width));
-    let floor = if relu { 0.0 } else { f32::NEG_INFINITY };
     for_wide_rows(y, c, |first, out| {
         for (r, row) in out.chunks_mut(width).enumerate() {
             let src = &x[first + r * width..][..row.len()];
-            for (((o, v), a), b) in row.iter_mut().zip(src).zip(&scale).zip(&shift) {
-                *o = (v * a + b).max(floor);
+            let terms = row.iter_mut().zip(src).zip(&scale).zip(&shift);
+            if relu {
+                terms.for_each(|(((o, v), a), b)| *o = (v * a + b).max(0.0));
+            } else {
+                terms.for_each(|(((o, v), a), b)| *o = v * a + b);
             }
         }
     });

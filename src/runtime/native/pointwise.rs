@@ -1,5 +1,6 @@
-//! The engine's cheap ops on NHWC rows: layout changes, activations,
-//! dropout, concatenation, broadcasting arithmetic, global pooling.
+//! The engine's cheap ops on NHWC rows: layout changes, elementwise maps
+//! (activations, dropout's mask), concatenation, broadcasting arithmetic,
+//! global pooling.
 
 use rayon::prelude::*;
 

@@ -42,11 +42,6 @@ impl Nhwc {
         self.len() == 0
     }
 
-    /// The number of pixels, `n * h * w`.
-    pub fn pixels(&self) -> usize {
-        self.n * self.h * self.w
-    }
-
     /// The number of elements in one image row, `w * c`.
     fn row(&self) -> usize {
         self.w * self.c
