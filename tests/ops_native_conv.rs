@@ -109,7 +109,7 @@ fn backward_matches_finite_differences() {
         let start = if add { 0.5 } else { f32::NAN };
         let mut dx = vec![start; xs.len()];
         let (mut dwt, mut dw, mut db) = (vec![0.0; w.len()], vec![0.0; w.len()], vec![0.0; g.cout]);
-        conv::backward(&g, &xs, &wt, &dy, Some((&mut dx, add)), &mut dwt, Some(&mut db));
+        conv::backward(&g, &xs, &wt, &dy, Some((&mut dx, add)), &mut dwt, Some(&mut db), &mut Vec::new());
         conv::from_gemm_order(&g, &dwt, &mut dw);
 
         let central = |f: &dyn Fn(f32) -> f64| (f(1.0) - f(-1.0)) / 2.0;

@@ -203,7 +203,10 @@ fn forward_rows(g: &ConvGeom, x: &[f32], wt: &[f32], bias: Option<&[f32]>, rows:
 /// The gradients of a convolution from the output gradient `dy`: the input
 /// gradient is written into `dx` (added, when its flag says so; None when
 /// the input needs none), the weight gradient (gemm order) written to
-/// `dwt`, the bias gradient to `dbias`.
+/// `dwt`, the bias gradient to `dbias`. `partials` holds each thread's
+/// share of the last two between calls, so that they are not allocated
+/// every step.
+#[allow(clippy::too_many_arguments)]
 pub fn backward(
     g: &ConvGeom,
     x: &[f32],
@@ -212,12 +215,21 @@ pub fn backward(
     dx: Option<(&mut [f32], bool)>,
     dwt: &mut [f32],
     dbias: Option<&mut [f32]>,
+    partials: &mut Vec<Vec<f32>>,
 ) {
     let parts = part_count(g.n, g.work_per_image());
     let ranges = split(g.n, parts);
     let add = dx.as_ref().is_some_and(|d| d.1);
-    let part = |images: Range<usize>, dx: Option<&mut [f32]>| backward_images(g, x, wt, dy, images, dx, add);
-    let partials: Vec<Vec<f32>> = match dx {
+    partials.resize_with(ranges.len(), Vec::new);
+    partials.truncate(ranges.len());
+    for p in partials.iter_mut() {
+        p.clear();
+        p.resize(g.cout * g.field() + g.cout, 0.0);
+    }
+    let part = |images: Range<usize>, dx: Option<&mut [f32]>, partial: &mut Vec<f32>| {
+        backward_images(g, x, wt, dy, images, dx, add, partial)
+    };
+    match dx {
         Some((dx, _)) => {
             let per_image = g.h * g.w * g.cin;
             let mut chunks = Vec::with_capacity(ranges.len());
@@ -227,10 +239,10 @@ pub fn backward(
                 chunks.push((r.clone(), head));
                 rest = tail;
             }
-            chunks.into_par_iter().map(|(r, dx)| part(r, Some(dx))).collect()
+            chunks.into_par_iter().zip(partials.par_iter_mut()).for_each(|((r, dx), p)| part(r, Some(dx), p));
         }
-        None => ranges.into_par_iter().map(|r| part(r, None)).collect(),
-    };
+        None => ranges.into_par_iter().zip(partials.par_iter_mut()).for_each(|(r, p)| part(r, None, p)),
+    }
     let (first, rest) = partials.split_first().expect("a batch has at least one image");
     let weights = dwt.len();
     dwt.copy_from_slice(&first[..weights]);
@@ -241,7 +253,7 @@ pub fn backward(
     }
     if let Some(dbias) = dbias {
         dbias.fill(0.0);
-        for p in &partials {
+        for p in partials.iter() {
             for (d, v) in dbias.iter_mut().zip(&p[weights..]) {
                 *d += *v;
             }
@@ -249,9 +261,10 @@ pub fn backward(
     }
 }
 
-/// One thread's share of the backward pass: the images `images`. Returns
-/// the partial weight gradient (gemm order) followed by the partial bias
-/// gradient; adds the input gradient into `dx` (those images only).
+/// One thread's share of the backward pass: the images `images`. Adds the
+/// partial weight gradient (gemm order) and then the partial bias gradient
+/// into `partial`; writes the input gradient into `dx` (those images only).
+#[allow(clippy::too_many_arguments)]
 fn backward_images(
     g: &ConvGeom,
     x: &[f32],
@@ -260,10 +273,10 @@ fn backward_images(
     images: Range<usize>,
     mut dx: Option<&mut [f32]>,
     add: bool,
-) -> Vec<f32> {
+    partial: &mut [f32],
+) {
     let (cig, cog, field) = (g.cin_group(), g.cout_group(), g.field());
     let rows = images.start * g.out_pixels()..images.end * g.out_pixels();
-    let mut partial = vec![0.0; g.cout * field + g.cout];
     let (dwt, dbias) = partial.split_at_mut(g.cout * field);
     for row in dy[rows.start * g.cout..rows.end * g.cout].chunks_exact(g.cout) {
         for (d, v) in dbias.iter_mut().zip(row) {
@@ -282,7 +295,7 @@ fn backward_images(
                 matmul((m, cig, cog), dx, Strides::rows(group * cig, g.cin), add, dy, dy_rows, wt, w);
             }
         }
-        return partial;
+        return;
     }
     if let (Some(dx), false) = (dx.as_deref_mut(), add) {
         // col2im scatters: it adds into zeros.
@@ -308,5 +321,4 @@ fn backward_images(
             }
         }
     });
-    partial
 }

@@ -62,6 +62,8 @@ enum Exec {
         /// The weight in gemm order, and its gradient.
         wt: Vec<f32>,
         dwt: Vec<f32>,
+        /// Per-thread partial gradients, kept between steps.
+        partials: Vec<Vec<f32>>,
     },
     BatchNorm {
         eps: f64,
@@ -229,6 +231,7 @@ impl Net {
                         bias: if *bias { Some(need("bias")?) } else { None },
                         wt: vec![0.0; len],
                         dwt: vec![0.0; len],
+                        partials: Vec::new(),
                     }
                 }
                 Op::BatchNorm { eps, momentum } => {
@@ -642,9 +645,9 @@ impl Net {
         let dx0 = dxs[0].as_mut();
         match &mut self.exec[id] {
             Exec::Input | Exec::Alias => unreachable!("no backward pass through the input or an alias"),
-            Exec::Conv { geom, weight, bias, wt, dwt } => {
+            Exec::Conv { geom, weight, bias, wt, dwt, partials } => {
                 let mut dbias = bias.map(|_| vec![0.0; geom.cout]);
-                conv::backward(geom, x(0), wt, dy, dx0.map(GradBuf::writing), dwt, dbias.as_deref_mut());
+                conv::backward(geom, x(0), wt, dy, dx0.map(GradBuf::writing), dwt, dbias.as_deref_mut(), partials);
                 conv::from_gemm_order(geom, dwt, &mut params[*weight].grad);
                 if let (Some(b), Some(db)) = (bias, dbias) {
                     params[*b].grad.copy_from_slice(&db);
