@@ -199,6 +199,13 @@ impl Graph {
         &self.nodes[0].shape
     }
 
+    /// The `[C, H, W]` input of an image net, or an error naming the net.
+    pub fn image_shape(&self) -> Result<[usize; 3], String> {
+        self.input_shape()
+            .try_into()
+            .map_err(|_| format!("net `{}` takes {:?}, not an image [C, H, W]", self.name, self.input_shape()))
+    }
+
     pub fn node(&self, name: &str) -> Option<&Node> {
         self.nodes.iter().find(|n| n.name == name)
     }

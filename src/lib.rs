@@ -5,6 +5,7 @@
 //! [`summary`] views of a graph. Nothing after the Graph IR reads spec text.
 
 pub mod bench;
+pub mod checkpoint;
 pub mod compile;
 pub mod data;
 pub mod diag;

@@ -133,7 +133,7 @@ fn after_kill_9_the_last_checkpoint_is_intact_and_the_run_resumes() {
     child.kill().expect("SIGKILL"); // std's kill is SIGKILL on Unix
     let _ = child.wait();
     assert!(last.exists(), "no checkpoint was written within two minutes");
-    netc::train::checkpoint::load(&last, &candle_core::Device::Cpu).expect("the checkpoint survives a kill");
+    netc::checkpoint::load(&last, &candle_core::Device::Cpu).expect("the checkpoint survives a kill");
     let (code, _, err) = netc(&["run", "--resume", out, "--quiet"]);
     assert_eq!(code, 0, "{err}");
     let rows = std::fs::read_to_string(dir.join("metrics.csv")).unwrap().lines().count();
@@ -168,8 +168,7 @@ fn ctrl_c_finishes_the_step_and_writes_a_checkpoint() {
     assert!(sent.success());
     let status = child.wait().expect("netc exits");
     assert_eq!(status.code(), Some(130), "an interrupted run exits with 130");
-    let cp =
-        netc::train::checkpoint::load(&dir.join("last.safetensors"), &candle_core::Device::Cpu).expect("a checkpoint");
+    let cp = netc::checkpoint::load(&dir.join("last.safetensors"), &candle_core::Device::Cpu).expect("a checkpoint");
     let progress = cp.progress.expect("with its progress");
     assert!(progress.step > 0 && progress.epoch < 100, "{progress:?}");
 }

@@ -6,10 +6,11 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
+use netc::checkpoint;
 use netc::data::{self, Normalize, Split};
 use netc::runtime::native::Net;
 use netc::runtime::{Mode, Model};
-use netc::train::{Optimizer, RunOptions, RunOutcome, Settings, checkpoint, softmax_cross_entropy};
+use netc::train::{Optimizer, RunOptions, RunOutcome, Settings, softmax_cross_entropy};
 
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("netc-test-{name}-{}", std::process::id()));

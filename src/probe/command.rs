@@ -135,7 +135,7 @@ pub struct ProbeRequest<'a> {
 
 /// `netc probe`: returns the scores table.
 pub fn probe_command(r: &ProbeRequest) -> Result<String, String> {
-    let (mut model, norm) = crate::train::load_model(r.graph, r.weights, &r.device)?;
+    let (mut model, norm) = crate::checkpoint::load_model(r.graph, r.weights, &r.device)?;
     let known: Vec<String> = r.graph.probes.iter().map(|p| p.name.clone()).collect();
     let probes = if r.probes.is_empty() { known.clone() } else { r.probes.clone() };
     if let Some(bad) = probes.iter().find(|p| !known.contains(p)) {
@@ -144,7 +144,7 @@ pub fn probe_command(r: &ProbeRequest) -> Result<String, String> {
     if probes.is_empty() {
         return Err(format!("net `{}` has no probes; add `probe name = value` to the spec", r.graph.name));
     }
-    let shape = crate::train::input_shape(r.graph)?;
+    let shape = r.graph.image_shape()?;
     let images =
         data::load(r.source, data::Split::Test, shape, Some(r.settings.count), 0).map_err(|e| e.to_string())?;
     let images = Arc::new(images);

@@ -78,8 +78,8 @@ pub fn compare(r: &CompareRequest) -> Result<String, String> {
     let mut shown: Option<std::sync::Arc<data::Dataset>> = None;
     for run in &runs {
         let weights = run.dir.join("best.safetensors");
-        let (mut model, norm) = crate::train::load_model(&run.graph, &weights, &r.device)?;
-        let shape = crate::train::input_shape(&run.graph)?;
+        let (mut model, norm) = crate::checkpoint::load_model(&run.graph, &weights, &r.device)?;
+        let shape = run.graph.image_shape()?;
         // The same images for every run: a fixed seed, the run's own data source.
         let images =
             data::load(&run.recipe.data.dataset, Split::Test, shape, Some(r.count), 0).map_err(|e| e.to_string())?;

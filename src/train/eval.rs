@@ -6,12 +6,12 @@ use std::sync::Arc;
 
 use candle_core::Device;
 
-use super::checkpoint;
 use super::optim::softmax_cross_entropy;
+use crate::checkpoint::load_model;
 use crate::data::{self, Dataset, Normalize, Split};
 use crate::recipe::DataSource;
+use crate::runtime::Mode;
 use crate::runtime::native::{self, Net};
-use crate::runtime::{Mode, Model};
 
 #[derive(Clone, Debug)]
 pub struct Evaluation {
@@ -109,42 +109,8 @@ pub fn evaluate_command(
 ) -> Result<Evaluation, String> {
     let (model, norm) = load_model(graph, weights, device)?;
     let mut net = Net::from_model(&model).map_err(|e| e.to_string())?;
-    let shape = input_shape(graph)?;
+    let shape = graph.image_shape()?;
     let data = data::load(source, Split::Test, shape, test_images, super::run::TEST_SEED).map_err(|e| e.to_string())?;
     super::run::check_classes(graph, &data)?;
     evaluate(&mut net, Arc::new(data), batch_size, norm)
-}
-
-/// The net of `graph` with the weights of a checkpoint, and the input
-/// normalisation it was trained with. A checkpoint that does not fit is an
-/// error that lists every mismatch.
-pub fn load_model(graph: &crate::graph::Graph, weights: &Path, device: &Device) -> Result<(Model, Normalize), String> {
-    let cp = checkpoint::load(weights, device)?;
-    let mut model = Model::new(graph, device, 0).map_err(|e| e.to_string())?;
-    let tensors = cp.model;
-    if let Err(mismatches) = model.load_state(&tensors, &checkpoint::NOT_MODEL) {
-        let list: Vec<String> = mismatches.iter().map(|m| format!("  {m}")).collect();
-        return Err(format!(
-            "checkpoint `{}` does not fit net `{}` ({} mismatches):\n{}",
-            weights.display(),
-            graph.name,
-            mismatches.len(),
-            list.join("\n")
-        ));
-    }
-    let norm = cp.normalize.ok_or_else(|| {
-        format!(
-            "checkpoint `{}` has no data normalisation (`netc/data/mean`, `netc/data/std`); was it written by netc run?",
-            weights.display()
-        )
-    })?;
-    Ok((model, norm))
-}
-
-/// The `[C, H, W]` input of an image net.
-pub fn input_shape(graph: &crate::graph::Graph) -> Result<[usize; 3], String> {
-    graph
-        .input_shape()
-        .try_into()
-        .map_err(|_| format!("net `{}` takes {:?}, not an image [C, H, W]", graph.name, graph.input_shape()))
 }

@@ -4,12 +4,11 @@
 //! recipe are written there first, and everything later (resume included)
 //! reads them from there, never the spec.
 
-pub mod checkpoint;
 mod eval;
 mod optim;
 mod report;
 mod run;
 
-pub use eval::{Evaluation, evaluate, evaluate_command, input_shape, load_model};
+pub use eval::{Evaluation, evaluate, evaluate_command};
 pub use optim::{Loss, Optimizer, clip, learning_rate, softmax_cross_entropy};
 pub use run::{EpochMetrics, INTERRUPTED, RunOptions, RunOutcome, Settings, resolve, run, unique_dir};

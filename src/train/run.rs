@@ -9,9 +9,9 @@ use std::time::Instant;
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::checkpoint::{self, Progress};
-use super::eval::{evaluate, input_shape};
+use super::eval::evaluate;
 use super::optim::{Optimizer, clip, learning_rate, softmax_cross_entropy};
+use crate::checkpoint::{self, Progress};
 use crate::data::{self, Dataset, Normalize, Split};
 use crate::graph::Graph;
 use crate::recipe::{DataSource, Recipe};
@@ -204,7 +204,7 @@ fn apply_settings(recipe: &mut Recipe, s: &Settings) {
 
 fn train(dir: &Path, graph: &Graph, recipe: &Recipe, opts: &RunOptions) -> Result<RunOutcome, String> {
     let t = &recipe.train;
-    let shape = input_shape(graph)?;
+    let shape = graph.image_shape()?;
     let say = |line: &str| {
         if !opts.quiet {
             println!("{line}");

@@ -2,6 +2,9 @@
 //! batch-norm statistics under their IR names), the optimiser state
 //! (`netc/optim/*`) and where training stands (`netc/train/*`), so one atomic write
 //! keeps them consistent. Any safetensors reader can open it.
+//!
+//! `train` writes them and resumes from them; `train` (for `netc eval`) and
+//! `probe` load a model from them with [`load_model`].
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -9,6 +12,7 @@ use std::path::{Path, PathBuf};
 use candle_core::{DType, Device, Tensor};
 
 use crate::data::Normalize;
+use crate::runtime::Model;
 
 /// Where a run stands, saved with its weights.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -133,4 +137,30 @@ pub fn load(path: &Path, device: &Device) -> Result<Checkpoint, String> {
         });
     }
     Ok(cp)
+}
+
+/// The net of `graph` with the weights of a checkpoint, and the input
+/// normalisation it was trained with. A checkpoint that does not fit is an
+/// error that lists every mismatch.
+pub fn load_model(graph: &crate::graph::Graph, weights: &Path, device: &Device) -> Result<(Model, Normalize), String> {
+    let cp = load(weights, device)?;
+    let mut model = Model::new(graph, device, 0).map_err(|e| e.to_string())?;
+    let tensors = cp.model;
+    if let Err(mismatches) = model.load_state(&tensors, &NOT_MODEL) {
+        let list: Vec<String> = mismatches.iter().map(|m| format!("  {m}")).collect();
+        return Err(format!(
+            "checkpoint `{}` does not fit net `{}` ({} mismatches):\n{}",
+            weights.display(),
+            graph.name,
+            mismatches.len(),
+            list.join("\n")
+        ));
+    }
+    let norm = cp.normalize.ok_or_else(|| {
+        format!(
+            "checkpoint `{}` has no data normalisation (`netc/data/mean`, `netc/data/std`); was it written by netc run?",
+            weights.display()
+        )
+    })?;
+    Ok((model, norm))
 }
