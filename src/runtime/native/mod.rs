@@ -110,6 +110,8 @@ enum Exec {
     Arith(Arith),
 }
 
+/// One graph, planned for the engine: its parameters, running statistics
+/// and the buffers of a forward and backward pass.
 pub struct Net {
     graph: Graph,
     exec: Vec<Exec>,
@@ -125,7 +127,10 @@ pub struct Net {
     /// Examples in the last forward pass.
     batch: usize,
     mode: Mode,
+    /// Each node's output (NHWC), empty for aliases.
     acts: Vec<Vec<f32>>,
+    /// During a backward pass, the gradient of each node's output that its
+    /// readers have written so far.
     grads: Vec<Option<Vec<f32>>>,
     /// Gradient buffers of finished nodes, for the next ones.
     spare: Vec<Vec<f32>>,
