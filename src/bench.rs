@@ -121,10 +121,12 @@ pub fn bench(graph: &Graph, opts: &BenchOptions) -> Result<BenchReport, String> 
     let per_image: usize = graph.input_shape().iter().product();
     let images: Vec<f32> = (0..opts.batch * per_image).map(|_| rng.normal() as f32).collect();
     let labels: Vec<u32> = (0..opts.batch).map(|_| rng.below(classes) as u32).collect();
+    let bar = step_bar(2 * (opts.warmup + opts.steps) as u64);
     let (train, infer, breakdown) = pool.install(|| match opts.engine {
-        Engine::Native => native_steps(graph, opts, &images, &labels),
-        Engine::Candle => candle_steps(graph, opts, &images, &labels).map_err(|e| e.to_string()),
+        Engine::Native => native_steps(graph, opts, &images, &labels, &bar),
+        Engine::Candle => candle_steps(graph, opts, &images, &labels, &bar).map_err(|e| e.to_string()),
     })?;
+    bar.finish_and_clear();
     let macs = graph.total_macs();
     let (t, i) = (median(&train), median(&infer));
     let batch = opts.batch as f64;
@@ -149,7 +151,27 @@ pub fn bench(graph: &Graph, opts: &BenchOptions) -> Result<BenchReport, String> 
 /// Step times: training, inference, and the training breakdown by op.
 type Timings = (Vec<f64>, Vec<f64>, Vec<(String, String, f64)>);
 
-fn native_steps(graph: &Graph, opts: &BenchOptions, images: &[f32], labels: &[u32]) -> Result<Timings, String> {
+/// A bar over every step, warm-up included, on a terminal only (a step of a
+/// wide net takes seconds).
+fn step_bar(steps: u64) -> indicatif::ProgressBar {
+    if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(steps);
+    let style = indicatif::ProgressStyle::with_template("bench [{bar:30}] {pos}/{len} steps {msg}")
+        .expect("a valid template")
+        .progress_chars("=> ");
+    bar.set_style(style);
+    bar
+}
+
+fn native_steps(
+    graph: &Graph,
+    opts: &BenchOptions,
+    images: &[f32],
+    labels: &[u32],
+    bar: &indicatif::ProgressBar,
+) -> Result<Timings, String> {
     let model = Model::new(graph, &candle_core::Device::Cpu, 0).map_err(|e| e.to_string())?;
     let mut net = Net::from_model(&model).map_err(|e| e.to_string())?;
     drop(model);
@@ -174,6 +196,8 @@ fn native_steps(graph: &Graph, opts: &BenchOptions, images: &[f32], labels: &[u3
         if step >= opts.warmup {
             train.push(start.elapsed().as_secs_f64());
         }
+        bar.set_message("training");
+        bar.inc(1);
     }
     let profile = net
         .profile()
@@ -188,13 +212,21 @@ fn native_steps(graph: &Graph, opts: &BenchOptions, images: &[f32], labels: &[u3
         if step >= opts.warmup {
             infer.push(start.elapsed().as_secs_f64());
         }
+        bar.set_message("inference");
+        bar.inc(1);
     }
     Ok((train, infer, profile))
 }
 
 /// The same steps through candle: forward, cross-entropy and autograd
 /// backward on candle tensors, then plain SGD on the variables.
-fn candle_steps(graph: &Graph, opts: &BenchOptions, images: &[f32], labels: &[u32]) -> candle_core::Result<Timings> {
+fn candle_steps(
+    graph: &Graph,
+    opts: &BenchOptions,
+    images: &[f32],
+    labels: &[u32],
+    bar: &indicatif::ProgressBar,
+) -> candle_core::Result<Timings> {
     use candle_core::{Device, Tensor};
     let mut model = Model::new(graph, &Device::Cpu, 0)?;
     let dims = graph.input_shape();
@@ -213,6 +245,8 @@ fn candle_steps(graph: &Graph, opts: &BenchOptions, images: &[f32], labels: &[u3
         if step >= opts.warmup {
             train.push(start.elapsed().as_secs_f64());
         }
+        bar.set_message("training");
+        bar.inc(1);
     }
     let mut infer = Vec::with_capacity(opts.steps);
     for step in 0..opts.warmup + opts.steps {
@@ -221,6 +255,8 @@ fn candle_steps(graph: &Graph, opts: &BenchOptions, images: &[f32], labels: &[u3
         if step >= opts.warmup {
             infer.push(start.elapsed().as_secs_f64());
         }
+        bar.set_message("inference");
+        bar.inc(1);
     }
     Ok((train, infer, Vec::new()))
 }
