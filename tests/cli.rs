@@ -244,10 +244,11 @@ fn bench_reports_both_steps_with_a_breakdown_that_adds_up() {
     assert_eq!(r["network"], "small_cnn");
     assert_eq!(r["params"], 24346);
     assert_eq!(r["train_step_seconds"].as_array().unwrap().len(), 2);
-    let step = r["train_step_seconds"].as_array().unwrap().iter().map(|s| s.as_f64().unwrap()).fold(f64::MAX, f64::min);
+    let slowest = r["train_step_seconds"].as_array().unwrap().iter().map(|s| s.as_f64().unwrap()).fold(0.0, f64::max);
     let ops: f64 = r["breakdown"].as_array().unwrap().iter().map(|row| row[2].as_f64().unwrap()).sum();
-    // The ops are part of a step (the loss and the update are not ops).
-    assert!(ops > 0.0 && ops <= step * 1.5, "ops {ops} s in a step of {step} s");
+    // The ops' time per step (a mean) is part of a step's time: the loss
+    // and the update are not ops.
+    assert!(ops > 0.0 && ops <= slowest, "ops {ops} s per step, slowest step {slowest} s");
     let speed = r["train_images_per_second"].as_f64().unwrap();
     assert!(speed > 0.0 && speed.is_finite());
     assert!(r["infer_images_per_second"].as_f64().unwrap() > 0.0);
