@@ -7,9 +7,9 @@
 //! autograd differentiates the product, and im2col's own backward, col2im,
 //! scatters the column gradients back onto the input.
 
-use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor, bail};
+use candle_core::{Result, Shape, Tensor, bail};
 
-use super::{Kernel1, Real, check_input, cpu_fwd1, for_planes};
+use super::{Kernel1, Op1, Real, check_input, for_planes};
 use crate::graph::window_output;
 
 /// PyTorch's `conv2d(x, w, stride, padding, dilation, groups)` without bias:
@@ -29,7 +29,7 @@ pub fn conv2d(x: &Tensor, w: &Tensor, stride: usize, padding: usize, dilation: u
     let op = Im2Col { k, stride, padding, dilation, out: [oh, ow] };
     let per_group = |x: &Tensor, w: &Tensor| -> Result<Tensor> {
         let ckk = x.dim(1)? * k * k;
-        let cols = x.apply_op1(op)?.reshape((ckk, n * oh * ow))?;
+        let cols = x.apply_op1(Op1(op))?.reshape((ckk, n * oh * ow))?;
         w.reshape((w.dim(0)?, ckk))?.matmul(&cols)
     };
     let y = if groups == 1 {
@@ -88,21 +88,11 @@ impl Kernel1 for Im2Col {
         });
         Ok((cols, Shape::from((c * k * k, n, oh, ow))))
     }
-}
 
-impl CustomOp1 for Im2Col {
-    fn name(&self) -> &'static str {
-        Self::NAME
-    }
-
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        cpu_fwd1(self, s, l)
-    }
-
-    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+    fn backward(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
         let (_, c, h, w) = arg.dims4()?;
         let grad = grad.reshape((c * self.k * self.k, arg.dim(0)?, self.out[0], self.out[1]))?;
-        grad.apply_op1_no_bwd(&Col2Im { cols: *self, input: [c, h, w] }).map(Some)
+        grad.apply_op1_no_bwd(&Op1(Col2Im { cols: *self, input: [c, h, w] })).map(Some)
     }
 }
 
@@ -138,15 +128,5 @@ impl Kernel1 for Col2Im {
             }
         });
         Ok((dx, Shape::from((n, c, h, w))))
-    }
-}
-
-impl CustomOp1 for Col2Im {
-    fn name(&self) -> &'static str {
-        Self::NAME
-    }
-
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        cpu_fwd1(self, s, l)
     }
 }

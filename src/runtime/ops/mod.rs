@@ -21,7 +21,7 @@ pub use upsample::{upsample_bilinear2d, upsample_nearest2d};
 use std::borrow::Cow;
 
 use candle_core::backend::BackendStorage;
-use candle_core::{CpuStorage, DType, Layout, Result, Shape, Tensor, bail};
+use candle_core::{CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor, bail};
 
 /// The element types the kernels run on: f32 and f64. Arithmetic on
 /// coordinates and sums happens in the element type itself, as PyTorch's CPU
@@ -87,10 +87,35 @@ impl_real!(f32, F32);
 impl_real!(f64, F64);
 
 /// A kernel from one NCHW tensor to another, generic over the element type.
+/// [`Op1`] makes it a candle op.
 pub(crate) trait Kernel1 {
     const NAME: &'static str;
     /// `x` is the contiguous data of an NCHW tensor of shape `dims`.
     fn run<T: Real>(&self, x: &[T], dims: [usize; 4]) -> Result<(Vec<T>, Shape)>;
+
+    /// The input gradient from the output gradient, as candle's
+    /// `CustomOp1::bwd`; kernels that are themselves gradients have none.
+    fn backward(&self, _arg: &Tensor, _res: &Tensor, _grad: &Tensor) -> Result<Option<Tensor>> {
+        Err(candle_core::Error::BackwardNotSupported { op: Self::NAME })
+    }
+}
+
+/// A [`Kernel1`] as a candle custom op: the one `CustomOp1` implementation
+/// the kernels share.
+pub(crate) struct Op1<K>(pub K);
+
+impl<K: Kernel1> CustomOp1 for Op1<K> {
+    fn name(&self) -> &'static str {
+        K::NAME
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        cpu_fwd1(&self.0, s, l)
+    }
+
+    fn bwd(&self, arg: &Tensor, res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        self.0.backward(arg, res, grad)
+    }
 }
 
 /// A kernel from two NCHW tensors of the same dtype to a third.

@@ -1,9 +1,9 @@
 //! 2-d max and average pooling with padding and ceil mode, as PyTorch's
 //! `max_pool2d` and `avg_pool2d` (with `count_include_pad=True`).
 
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor, bail};
+use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor, bail};
 
-use super::{Kernel1, Kernel2, Real, check_input, cpu_fwd1, cpu_fwd2, for_planes};
+use super::{Kernel1, Kernel2, Op1, Real, check_input, cpu_fwd2, for_planes};
 use crate::graph::window_output;
 
 /// 2-d max pooling of an NCHW tensor with a square `kernel`, `stride` and
@@ -11,7 +11,7 @@ use crate::graph::window_output;
 /// The gradient goes to the first maximum of each window.
 pub fn max_pool2d(x: &Tensor, kernel: usize, stride: usize, padding: usize, ceil_mode: bool) -> Result<Tensor> {
     let pool = Pool::new(MaxPool2d::NAME, x, kernel, stride, padding, ceil_mode)?;
-    x.apply_op1(MaxPool2d(pool))
+    x.apply_op1(Op1(MaxPool2d(pool)))
 }
 
 /// 2-d average pooling of an NCHW tensor, PyTorch's default
@@ -19,7 +19,7 @@ pub fn max_pool2d(x: &Tensor, kernel: usize, stride: usize, padding: usize, ceil
 /// input.
 pub fn avg_pool2d(x: &Tensor, kernel: usize, stride: usize, padding: usize, ceil_mode: bool) -> Result<Tensor> {
     let pool = Pool::new(AvgPool2d::NAME, x, kernel, stride, padding, ceil_mode)?;
-    x.apply_op1(AvgPool2d(pool))
+    x.apply_op1(Op1(AvgPool2d(pool)))
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -133,18 +133,8 @@ impl Kernel1 for MaxPool2d {
         });
         Ok((out, shape))
     }
-}
 
-impl CustomOp1 for MaxPool2d {
-    fn name(&self) -> &'static str {
-        Self::NAME
-    }
-
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        cpu_fwd1(self, s, l)
-    }
-
-    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
+    fn backward(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
         arg.apply_op2_no_bwd(grad_res, &MaxPool2dBackward(self.0)).map(Some)
     }
 }
@@ -208,20 +198,10 @@ impl Kernel1 for AvgPool2d {
         });
         Ok((out, shape))
     }
-}
 
-impl CustomOp1 for AvgPool2d {
-    fn name(&self) -> &'static str {
-        Self::NAME
-    }
-
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        cpu_fwd1(self, s, l)
-    }
-
-    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
+    fn backward(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
         let (_, _, h, w) = arg.dims4()?;
-        grad_res.apply_op1_no_bwd(&AvgPool2dBackward { pool: self.0, h, w }).map(Some)
+        grad_res.apply_op1_no_bwd(&Op1(AvgPool2dBackward { pool: self.0, h, w })).map(Some)
     }
 }
 
@@ -256,15 +236,5 @@ impl Kernel1 for AvgPool2dBackward {
             }
         });
         Ok((grad_in, Shape::from((n, c, h, w))))
-    }
-}
-
-impl CustomOp1 for AvgPool2dBackward {
-    fn name(&self) -> &'static str {
-        Self::NAME
-    }
-
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        cpu_fwd1(self, s, l)
     }
 }

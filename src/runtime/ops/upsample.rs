@@ -1,16 +1,16 @@
 //! 2-d resizing to a given size, as PyTorch's `interpolate` with
 //! `mode="nearest"` and `mode="bilinear"`.
 
-use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor, bail};
+use candle_core::{Result, Shape, Tensor, bail};
 
-use super::{Kernel1, Real, check_input, cpu_fwd1, for_planes};
+use super::{Kernel1, Op1, Real, check_input, for_planes};
 
 /// Resizes an NCHW tensor to `size` = [h, w] by PyTorch's "nearest": the
 /// source index of `dst` is `floor(dst * (in / out))`, computed in the
 /// tensor's dtype as PyTorch does.
 pub fn upsample_nearest2d(x: &Tensor, size: [usize; 2]) -> Result<Tensor> {
     check_sizes(UpsampleNearest2d::NAME, x, size)?;
-    x.apply_op1(UpsampleNearest2d { size })
+    x.apply_op1(Op1(UpsampleNearest2d { size }))
 }
 
 /// Resizes an NCHW tensor to `size` = [h, w] by bilinear interpolation, as
@@ -19,7 +19,7 @@ pub fn upsample_nearest2d(x: &Tensor, size: [usize; 2]) -> Result<Tensor> {
 /// clamped at 0).
 pub fn upsample_bilinear2d(x: &Tensor, size: [usize; 2], align_corners: bool) -> Result<Tensor> {
     check_sizes(UpsampleBilinear2d::NAME, x, size)?;
-    x.apply_op1(UpsampleBilinear2d { size, align_corners })
+    x.apply_op1(Op1(UpsampleBilinear2d { size, align_corners }))
 }
 
 fn check_sizes(op: &str, x: &Tensor, size: [usize; 2]) -> Result<()> {
@@ -98,20 +98,10 @@ impl Kernel1 for UpsampleNearest2d {
         });
         Ok((out, Shape::from((n, c, oh, ow))))
     }
-}
 
-impl CustomOp1 for UpsampleNearest2d {
-    fn name(&self) -> &'static str {
-        Self::NAME
-    }
-
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        cpu_fwd1(self, s, l)
-    }
-
-    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
+    fn backward(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
         let (_, _, h, w) = arg.dims4()?;
-        grad_res.apply_op1_no_bwd(&UpsampleNearest2dBackward { size: [h, w] }).map(Some)
+        grad_res.apply_op1_no_bwd(&Op1(UpsampleNearest2dBackward { size: [h, w] })).map(Some)
     }
 }
 
@@ -140,16 +130,6 @@ impl Kernel1 for UpsampleNearest2dBackward {
     }
 }
 
-impl CustomOp1 for UpsampleNearest2dBackward {
-    fn name(&self) -> &'static str {
-        Self::NAME
-    }
-
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        cpu_fwd1(self, s, l)
-    }
-}
-
 struct UpsampleBilinear2d {
     size: [usize; 2],
     align_corners: bool,
@@ -174,21 +154,11 @@ impl Kernel1 for UpsampleBilinear2d {
         });
         Ok((out, Shape::from((n, c, oh, ow))))
     }
-}
 
-impl CustomOp1 for UpsampleBilinear2d {
-    fn name(&self) -> &'static str {
-        Self::NAME
-    }
-
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        cpu_fwd1(self, s, l)
-    }
-
-    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
+    fn backward(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
         let (_, _, h, w) = arg.dims4()?;
         let op = UpsampleBilinear2dBackward { size: [h, w], align_corners: self.align_corners };
-        grad_res.apply_op1_no_bwd(&op).map(Some)
+        grad_res.apply_op1_no_bwd(&Op1(op)).map(Some)
     }
 }
 
@@ -221,15 +191,5 @@ impl Kernel1 for UpsampleBilinear2dBackward {
             }
         });
         Ok((grad_in, Shape::from((n, c, h, w))))
-    }
-}
-
-impl CustomOp1 for UpsampleBilinear2dBackward {
-    fn name(&self) -> &'static str {
-        Self::NAME
-    }
-
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        cpu_fwd1(self, s, l)
     }
 }
