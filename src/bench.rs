@@ -13,11 +13,11 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::graph::Graph;
-use crate::recipe::{Optimizer as OptimizerSettings, OptimizerKind};
+use crate::recipe::Optimizer as OptimizerSettings;
 use crate::rng::{Rng, mix};
 use crate::runtime::native::Net;
 use crate::runtime::{Mode, Model};
-use crate::train::{Optimizer, softmax_cross_entropy};
+use crate::train::{Optimizer, StepSettings, train_step};
 
 #[derive(Clone, Debug)]
 pub struct BenchOptions {
@@ -165,6 +165,27 @@ fn step_bar(steps: u64) -> indicatif::ProgressBar {
     bar
 }
 
+/// Runs `step(i)` for the warm-up steps and then the timed ones, and
+/// returns the timed steps' seconds.
+fn timed<E>(
+    opts: &BenchOptions,
+    bar: &indicatif::ProgressBar,
+    what: &'static str,
+    mut step: impl FnMut(usize) -> Result<(), E>,
+) -> Result<Vec<f64>, E> {
+    bar.set_message(what);
+    let mut seconds = Vec::with_capacity(opts.steps);
+    for i in 0..opts.warmup + opts.steps {
+        let start = Instant::now();
+        step(i)?;
+        if i >= opts.warmup {
+            seconds.push(start.elapsed().as_secs_f64());
+        }
+        bar.inc(1);
+    }
+    Ok(seconds)
+}
+
 fn native_steps(
     graph: &Graph,
     opts: &BenchOptions,
@@ -175,46 +196,25 @@ fn native_steps(
     let model = Model::new(graph, &candle_core::Device::Cpu, 0).map_err(|e| e.to_string())?;
     let mut net = Net::from_model(&model).map_err(|e| e.to_string())?;
     drop(model);
-    let settings = OptimizerSettings {
-        kind: OptimizerKind::Sgd,
-        lr: 0.01,
-        momentum: 0.9,
-        weight_decay: 5e-4,
-        ..OptimizerSettings::default()
-    };
+    // The baseline's optimiser: SGD, momentum 0.9, weight decay 5e-4.
+    let settings = OptimizerSettings { lr: 0.01, ..OptimizerSettings::default() };
     let mut optimizer = Optimizer::new(&settings);
-    let mut train = Vec::with_capacity(opts.steps);
-    for step in 0..opts.warmup + opts.steps {
-        if step == opts.warmup {
+    let train = timed(opts, bar, "training", |i| {
+        if i == opts.warmup {
             net.set_profiling(opts.breakdown);
         }
-        let start = Instant::now();
-        let logits = net.forward(images, opts.batch, Mode::Train, step as u64).map_err(|e| e.to_string())?;
-        let loss = softmax_cross_entropy(logits, labels, 0.0);
-        net.backward(&loss.grad).map_err(|e| e.to_string())?;
-        optimizer.step(net.params_mut(), settings.lr);
-        if step >= opts.warmup {
-            train.push(start.elapsed().as_secs_f64());
-        }
-        bar.set_message("training");
-        bar.inc(1);
-    }
+        let step = StepSettings { lr: settings.lr, label_smoothing: 0.0, grad_clip: None, dropout_seed: i as u64 };
+        train_step(&mut net, &mut optimizer, images, labels, &step).map(|_| ())
+    })
+    .map_err(|e| e.to_string())?;
     let profile = net
         .profile()
         .into_iter()
         .map(|(kind, pass, s)| (kind.to_string(), format!("{pass:?}").to_lowercase(), s / opts.steps as f64))
         .collect();
     net.set_profiling(false);
-    let mut infer = Vec::with_capacity(opts.steps);
-    for step in 0..opts.warmup + opts.steps {
-        let start = Instant::now();
-        net.forward(images, opts.batch, Mode::Eval, 0).map_err(|e| e.to_string())?;
-        if step >= opts.warmup {
-            infer.push(start.elapsed().as_secs_f64());
-        }
-        bar.set_message("inference");
-        bar.inc(1);
-    }
+    let infer = timed(opts, bar, "inference", |_| net.forward(images, opts.batch, Mode::Eval, 0).map(|_| ()))
+        .map_err(|e| e.to_string())?;
     Ok((train, infer, profile))
 }
 
@@ -232,32 +232,17 @@ fn candle_steps(
     let dims = graph.input_shape();
     let x = Tensor::from_slice(images, (opts.batch, dims[0], dims[1], dims[2]), &Device::Cpu)?;
     let y = Tensor::from_slice(labels, opts.batch, &Device::Cpu)?;
-    let mut train = Vec::with_capacity(opts.steps);
-    for step in 0..opts.warmup + opts.steps {
-        let start = Instant::now();
-        let logits = model.forward(&x, Mode::Train, &[], step as u64)?.logits;
+    let train = timed(opts, bar, "training", |i| {
+        let logits = model.forward(&x, Mode::Train, &[], i as u64)?.logits;
         let grads = candle_nn::loss::cross_entropy(&logits, &y)?.backward()?;
         for var in model.params().values() {
             if let Some(g) = grads.get(var.as_tensor()) {
                 var.set(&(var.as_tensor() - (g * 0.01)?)?.detach())?;
             }
         }
-        if step >= opts.warmup {
-            train.push(start.elapsed().as_secs_f64());
-        }
-        bar.set_message("training");
-        bar.inc(1);
-    }
-    let mut infer = Vec::with_capacity(opts.steps);
-    for step in 0..opts.warmup + opts.steps {
-        let start = Instant::now();
-        model.forward(&x, Mode::Eval, &[], 0)?;
-        if step >= opts.warmup {
-            infer.push(start.elapsed().as_secs_f64());
-        }
-        bar.set_message("inference");
-        bar.inc(1);
-    }
+        Ok::<(), candle_core::Error>(())
+    })?;
+    let infer = timed(opts, bar, "inference", |_| model.forward(&x, Mode::Eval, &[], 0).map(|_| ()))?;
     Ok((train, infer, Vec::new()))
 }
 

@@ -49,50 +49,43 @@ fn check(what: &str, dims: [usize; 4], x: Vec<f64>, op: &Op, rng: &mut Rng) -> R
     Ok(())
 }
 
-#[test]
-fn max_pool2d_gradient() -> Result<()> {
-    let mut rng = Rng(0x5eed_0201);
-    #[rustfmt::skip]
-    let settings = [
-        // n, c, h, w, kernel, stride, padding, ceil_mode
-        ([2, 2, 7, 7], 3, 2, 1, false),
-        ([1, 2, 7, 7], 3, 2, 1, true),
-        ([1, 1, 6, 6], 3, 2, 1, true),
-        ([1, 2, 5, 5], 2, 2, 0, true),
-        ([1, 1, 5, 6], 3, 1, 1, false),
-        ([2, 1, 8, 7], 2, 2, 0, false),
-        ([1, 1, 5, 5], 3, 1, 0, false),
-        ([1, 1, 9, 9], 3, 3, 1, true),
-        ([1, 1, 4, 7], 4, 1, 2, false),
-    ];
-    for (dims, k, s, p, ceil) in settings {
-        let op: Op = Box::new(move |x| max_pool2d(x, k, s, p, ceil));
-        let x = rng.distinct(dims.iter().product());
-        check(&format!("max_pool2d {dims:?} k{k} s{s} p{p} ceil {ceil}"), dims, x, &op, &mut rng)?;
+/// Pooling settings for both pools: dims (n, c, h, w), kernel, stride,
+/// padding, ceil mode.
+#[rustfmt::skip]
+const POOL_CASES: [([usize; 4], usize, usize, usize, bool); 9] = [
+    ([2, 2, 7, 7], 3, 2, 1, false),
+    ([1, 2, 7, 7], 3, 2, 1, true),
+    ([1, 1, 6, 6], 3, 2, 1, true),
+    ([1, 2, 5, 5], 2, 2, 0, true),
+    ([1, 1, 5, 6], 3, 1, 1, false),
+    ([2, 1, 8, 7], 2, 2, 0, false),
+    ([1, 1, 5, 5], 3, 1, 0, false),
+    ([1, 1, 9, 9], 3, 3, 1, true),
+    ([1, 1, 4, 7], 4, 1, 2, false),
+];
+
+type Pool = fn(&Tensor, usize, usize, usize, bool) -> Result<Tensor>;
+
+/// Checks `pool` on every case of [`POOL_CASES`]. Max pooling gets distinct
+/// inputs: a tie makes its gradient a matter of which maximum wins.
+fn check_pool(name: &str, pool: Pool, distinct: bool, rng: &mut Rng) -> Result<()> {
+    for (dims, k, s, p, ceil) in POOL_CASES {
+        let op: Op = Box::new(move |x| pool(x, k, s, p, ceil));
+        let n = dims.iter().product();
+        let x = if distinct { rng.distinct(n) } else { rng.uniforms(n) };
+        check(&format!("{name} {dims:?} k{k} s{s} p{p} ceil {ceil}"), dims, x, &op, rng)?;
     }
     Ok(())
 }
 
 #[test]
+fn max_pool2d_gradient() -> Result<()> {
+    check_pool("max_pool2d", max_pool2d, true, &mut Rng(0x5eed_0201))
+}
+
+#[test]
 fn avg_pool2d_gradient() -> Result<()> {
-    let mut rng = Rng(0x5eed_0202);
-    #[rustfmt::skip]
-    let settings = [
-        ([2, 2, 7, 7], 3, 2, 1, false),
-        ([1, 2, 7, 7], 3, 2, 1, true),
-        ([1, 1, 6, 6], 3, 2, 1, true),
-        ([1, 2, 5, 5], 2, 2, 0, true),
-        ([1, 1, 5, 6], 3, 1, 1, false),
-        ([2, 1, 8, 7], 2, 2, 0, false),
-        ([1, 1, 9, 9], 3, 3, 1, true),
-        ([1, 1, 4, 7], 4, 1, 2, false),
-    ];
-    for (dims, k, s, p, ceil) in settings {
-        let op: Op = Box::new(move |x| avg_pool2d(x, k, s, p, ceil));
-        let x = rng.uniforms(dims.iter().product());
-        check(&format!("avg_pool2d {dims:?} k{k} s{s} p{p} ceil {ceil}"), dims, x, &op, &mut rng)?;
-    }
-    Ok(())
+    check_pool("avg_pool2d", avg_pool2d, false, &mut Rng(0x5eed_0202))
 }
 
 #[test]

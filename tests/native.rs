@@ -13,7 +13,7 @@ use candle_core::{Device, Tensor, Var};
 use netc::graph::{Graph, Op};
 use netc::runtime::native::Net;
 use netc::runtime::{Mode, Model};
-use netc::train::softmax_cross_entropy;
+use netc::train::{StepSettings, softmax_cross_entropy, train_step};
 
 use common::Rng;
 
@@ -219,12 +219,10 @@ net dead(classes = 10) {
     let graph = inline(spec);
     let mut net = Net::from_model(&Model::new(&graph, &Device::Cpu, 1).unwrap()).unwrap();
     let (images, _) = random_images(&graph, 4, &mut Rng(3));
-    let logits = net.forward(&images, 4, Mode::Train, 0).unwrap();
-    let loss = softmax_cross_entropy(logits, &[0, 1, 2, 3], 0.0);
-    net.backward(&loss.grad).unwrap();
     let before: Vec<Vec<f32>> = net.params().iter().map(|p| p.value.clone()).collect();
-    let settings = netc::recipe::Optimizer { lr: 0.1, ..Default::default() };
-    netc::train::Optimizer::new(&settings).step(net.params_mut(), 0.1);
+    let mut optimizer = netc::train::Optimizer::new(&netc::recipe::Optimizer::default());
+    let settings = StepSettings { lr: 0.1, label_smoothing: 0.0, grad_clip: None, dropout_seed: 0 };
+    train_step(&mut net, &mut optimizer, &images, &[0, 1, 2, 3], &settings).unwrap();
     for (p, old) in net.params().iter().zip(&before) {
         let moved = p.value != *old;
         assert_eq!(moved, !p.name.starts_with("unused."), "`{}`: reached {}, moved {moved}", p.name, p.has_grad);

@@ -63,14 +63,20 @@ fn random(rng: &mut Rng, len: usize) -> Vec<f32> {
     (0..len).map(|_| rng.uniform() as f32).collect()
 }
 
+/// A random geometry with its NCHW input, IR-order weight and bias.
+fn random_case(rng: &mut Rng, wide: bool) -> (ConvGeom, Vec<f32>, Vec<f32>, Vec<f32>) {
+    let g = random_geom(rng, wide);
+    let x = random(rng, g.n * g.cin * g.h * g.w);
+    let w = random(rng, g.cout * (g.cin / g.groups) * g.k * g.k);
+    let bias = random(rng, g.cout);
+    (g, x, w, bias)
+}
+
 #[test]
 fn forward_matches_candle_conv2d() {
     let mut rng = Rng(0xc0_2d01);
     for case in 0..300 {
-        let g = random_geom(&mut rng, case % 10 == 0);
-        let x = random(&mut rng, g.n * g.cin * g.h * g.w);
-        let w = random(&mut rng, g.cout * (g.cin / g.groups) * g.k * g.k);
-        let bias = random(&mut rng, g.cout);
+        let (g, x, w, bias) = random_case(&mut rng, case % 10 == 0);
         let xt = Tensor::from_slice(&x, (g.n, g.cin, g.h, g.w), &Device::Cpu).unwrap();
         let wt = Tensor::from_slice(&w, (g.cout, g.cin / g.groups, g.k, g.k), &Device::Cpu).unwrap();
         let bt = Tensor::from_slice(&bias, (1, g.cout, 1, 1), &Device::Cpu).unwrap();
@@ -90,10 +96,7 @@ fn forward_matches_candle_conv2d() {
 fn backward_matches_finite_differences() {
     let mut rng = Rng(0xc0_2d02);
     for case in 0..120 {
-        let g = random_geom(&mut rng, case % 10 == 0);
-        let x = random(&mut rng, g.n * g.cin * g.h * g.w);
-        let w = random(&mut rng, g.cout * (g.cin / g.groups) * g.k * g.k);
-        let bias = random(&mut rng, g.cout);
+        let (g, x, w, bias) = random_case(&mut rng, case % 10 == 0);
         let r = random(&mut rng, g.n * g.cout * g.oh * g.ow);
         let loss = |x: &[f32], w: &[f32], bias: &[f32]| -> f64 {
             ours(&g, x, w, bias).iter().zip(&r).map(|(y, r)| (*y as f64) * (*r as f64)).sum()

@@ -10,7 +10,7 @@ use netc::checkpoint;
 use netc::data::{self, Normalize, Split};
 use netc::runtime::native::Net;
 use netc::runtime::{Mode, Model};
-use netc::train::{Optimizer, RunOptions, RunOutcome, Settings, softmax_cross_entropy};
+use netc::train::{Optimizer, RunOptions, RunOutcome, Settings, StepSettings, train_step};
 
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("netc-test-{name}-{}", std::process::id()));
@@ -34,11 +34,8 @@ fn steps_lower_the_loss(spec: &str, set: &[(&str, f64)]) {
     let mut opt = Optimizer::new(&settings);
     let mut losses = Vec::new();
     for step in 0..4 {
-        let logits = net.forward(&images, labels.len(), Mode::Train, step).expect("forward");
-        let loss = softmax_cross_entropy(logits, &labels, 0.0);
-        losses.push(loss.value);
-        net.backward(&loss.grad).expect("backward");
-        opt.step(net.params_mut(), 0.05);
+        let settings = StepSettings { lr: 0.05, label_smoothing: 0.0, grad_clip: None, dropout_seed: step };
+        losses.push(train_step(&mut net, &mut opt, &images, &labels, &settings).expect("a step").value);
     }
     assert!(losses[3] < losses[0], "{spec}: losses {losses:?} did not fall");
 }

@@ -10,5 +10,5 @@ mod report;
 mod run;
 
 pub use eval::{Evaluation, evaluate, evaluate_command};
-pub use optim::{Loss, Optimizer, clip, learning_rate, softmax_cross_entropy};
+pub use optim::{Loss, Optimizer, StepSettings, learning_rate, softmax_cross_entropy, train_step};
 pub use run::{EpochMetrics, INTERRUPTED, RunOptions, RunOutcome, Settings, resolve, run, unique_dir};

@@ -1,11 +1,13 @@
-//! Optimisers with PyTorch's update rules, and the learning-rate schedule.
+//! Optimisers with PyTorch's update rules, the loss, the training step that
+//! uses them, and the learning-rate schedule.
 
 use std::collections::BTreeMap;
 
 use candle_core::{Device, Tensor};
 
 use crate::recipe::{OptimizerKind, Schedule, Train};
-use crate::runtime::native::Param;
+use crate::runtime::Mode;
+use crate::runtime::native::{self, Net, Param};
 
 /// SGD (momentum, Nesterov, L2 weight decay) or AdamW (decoupled decay),
 /// with PyTorch's update rules in f32. Its state is a set of named
@@ -91,7 +93,7 @@ impl Optimizer {
 }
 
 /// Scales all gradients so that their global L2 norm is at most `limit`.
-pub fn clip(params: &mut [Param], limit: f64) {
+fn clip(params: &mut [Param], limit: f64) {
     let total: f64 = params.iter().flat_map(|p| &p.grad).map(|g| (*g as f64) * (*g as f64)).sum();
     let norm = total.sqrt();
     if norm > limit {
@@ -118,6 +120,40 @@ pub fn learning_rate(train: &Train, base: f64, step: u64, steps_per_epoch: u64) 
             base * gamma.powi(milestones.iter().filter(|m| epoch >= **m).count() as i32)
         }
     }
+}
+
+/// What one training step needs besides the batch.
+#[derive(Clone, Copy, Debug)]
+pub struct StepSettings {
+    pub lr: f64,
+    pub label_smoothing: f64,
+    /// The largest global L2 norm of the gradients, if any.
+    pub grad_clip: Option<f64>,
+    pub dropout_seed: u64,
+}
+
+/// One training step on a batch (NCHW `images`, one label each), the one
+/// `netc run` and `netc bench` take: forward in training mode, the loss,
+/// and, when the loss is finite, backward, clipping and the update. A loss
+/// that is not finite comes back with nothing updated, so that the caller
+/// can stop with the weights intact.
+pub fn train_step(
+    net: &mut Net,
+    optimizer: &mut Optimizer,
+    images: &[f32],
+    labels: &[u32],
+    s: &StepSettings,
+) -> Result<Loss, native::Error> {
+    let logits = net.forward(images, labels.len(), Mode::Train, s.dropout_seed)?;
+    let loss = softmax_cross_entropy(logits, labels, s.label_smoothing);
+    if loss.value.is_finite() {
+        net.backward(&loss.grad)?;
+        if let Some(limit) = s.grad_clip {
+            clip(net.params_mut(), limit);
+        }
+        optimizer.step(net.params_mut(), s.lr);
+    }
+    Ok(loss)
 }
 
 /// The loss of a batch, from [`softmax_cross_entropy`].

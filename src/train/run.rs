@@ -10,13 +10,13 @@ use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::eval::evaluate;
-use super::optim::{Optimizer, clip, learning_rate, softmax_cross_entropy};
+use super::optim::{Optimizer, StepSettings, learning_rate, train_step};
 use crate::checkpoint::{self, Progress};
 use crate::data::{self, Dataset, Normalize, Split};
 use crate::graph::Graph;
 use crate::recipe::{DataSource, Recipe};
+use crate::runtime::Model;
 use crate::runtime::native::Net;
-use crate::runtime::{Mode, Model};
 
 /// Set by the Ctrl-C handler: the run finishes its step, writes a
 /// checkpoint and stops.
@@ -309,8 +309,9 @@ fn train(dir: &Path, graph: &Graph, recipe: &Recipe, opts: &RunOptions) -> Resul
             let dropout_seed = crate::rng::mix(&[t.seed, progress.step]);
             let images: Vec<f32> = batch.images.flatten_all().and_then(|t| t.to_vec1()).map_err(err)?;
             let labels: Vec<u32> = batch.labels.to_vec1().map_err(err)?;
-            let logits = net.forward(&images, labels.len(), Mode::Train, dropout_seed).map_err(|e| e.to_string())?;
-            let loss = softmax_cross_entropy(logits, &labels, t.label_smoothing);
+            let settings =
+                StepSettings { lr, label_smoothing: t.label_smoothing, grad_clip: t.grad_clip, dropout_seed };
+            let loss = train_step(&mut net, &mut optimizer, &images, &labels, &settings).map_err(|e| e.to_string())?;
             let loss_value = loss.value;
             if !loss_value.is_finite() {
                 bar.abandon();
@@ -325,11 +326,6 @@ fn train(dir: &Path, graph: &Graph, recipe: &Recipe, opts: &RunOptions) -> Resul
                     progress.step + 1
                 ));
             }
-            net.backward(&loss.grad).map_err(|e| e.to_string())?;
-            if let Some(limit) = t.grad_clip {
-                clip(net.params_mut(), limit);
-            }
-            optimizer.step(net.params_mut(), lr);
             progress.step += 1;
             let n = labels.len() as f64;
             let correct = loss.correct;
