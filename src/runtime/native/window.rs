@@ -292,21 +292,33 @@ pub fn avg_pool_backward(dy: &[f32], ys: Nhwc, p: PoolWindow, dx: &mut [f32], xs
     let (rows, cols) = (windows(p, xs.h, ys.h), windows(p, xs.w, ys.w));
     let (row_cover, col_cover) = (covering(&rows, xs.h), covering(&cols, xs.w));
     let c = xs.c;
+    gather_backward(dx, xs, |b, ih, iw, acc| {
+        for oh in row_cover[ih].clone() {
+            for ow in col_cover[iw].clone() {
+                let divisor = (rows[oh].span * cols[ow].span) as f32;
+                let o = ((b * ys.h + oh) * ys.w + ow) * c;
+                for (acc, &g) in acc.iter_mut().zip(&dy[o..o + c]) {
+                    *acc += g / divisor;
+                }
+            }
+        }
+    });
+}
+
+/// The skeleton of a backward pass that gathers rather than scatters: for
+/// each input pixel, `gather(image, row, column, acc)` sums the output
+/// gradients that reach it into `acc` (zeroed, one value per channel),
+/// which is then added to the pixel's `dx`. Input rows are independent,
+/// so they are split across threads, and each sum keeps the NCHW op's
+/// order.
+fn gather_backward(dx: &mut [f32], xs: Nhwc, gather: impl Fn(usize, usize, usize, &mut [f32]) + Sync + Send) {
     dx.par_chunks_mut(xs.row()).enumerate().with_min_len(min_rows(xs.row())).for_each_init(
-        || vec![0f32; c],
+        || vec![0f32; xs.c],
         |acc, (row, dx)| {
             let (b, ih) = (row / xs.h, row % xs.h);
-            for (iw, dx) in dx.chunks_exact_mut(c).enumerate() {
+            for (iw, dx) in dx.chunks_exact_mut(xs.c).enumerate() {
                 acc.fill(0.0);
-                for oh in row_cover[ih].clone() {
-                    for ow in col_cover[iw].clone() {
-                        let divisor = (rows[oh].span * cols[ow].span) as f32;
-                        let o = ((b * ys.h + oh) * ys.w + ow) * c;
-                        for (acc, &g) in acc.iter_mut().zip(&dy[o..o + c]) {
-                            *acc += g / divisor;
-                        }
-                    }
-                }
+                gather(b, ih, iw, acc);
                 for (dx, &acc) in dx.iter_mut().zip(acc.iter()) {
                     *dx += acc;
                 }
@@ -356,26 +368,16 @@ pub fn resize_nearest_backward(dy: &[f32], ys: Nhwc, dx: &mut [f32], xs: Nhwc) {
     let row_cover = nearest_cover(&nearest_indices::<f32>(xs.h, ys.h), xs.h);
     let col_cover = nearest_cover(&nearest_indices::<f32>(xs.w, ys.w), xs.w);
     let c = xs.c;
-    dx.par_chunks_mut(xs.row()).enumerate().with_min_len(min_rows(xs.row())).for_each_init(
-        || vec![0f32; c],
-        |acc, (row, dx)| {
-            let (b, ih) = (row / xs.h, row % xs.h);
-            for (iw, dx) in dx.chunks_exact_mut(c).enumerate() {
-                acc.fill(0.0);
-                for oh in row_cover[ih].clone() {
-                    let dy_row = &dy[(b * ys.h + oh) * ys.row()..(b * ys.h + oh + 1) * ys.row()];
-                    for g in dy_row[col_cover[iw].start * c..col_cover[iw].end * c].chunks_exact(c) {
-                        for (acc, &g) in acc.iter_mut().zip(g) {
-                            *acc += g;
-                        }
-                    }
-                }
-                for (dx, &acc) in dx.iter_mut().zip(acc.iter()) {
-                    *dx += acc;
+    gather_backward(dx, xs, |b, ih, iw, acc| {
+        for oh in row_cover[ih].clone() {
+            let dy_row = &dy[(b * ys.h + oh) * ys.row()..(b * ys.h + oh + 1) * ys.row()];
+            for g in dy_row[col_cover[iw].start * c..col_cover[iw].end * c].chunks_exact(c) {
+                for (acc, &g) in acc.iter_mut().zip(g) {
+                    *acc += g;
                 }
             }
-        },
-    );
+        }
+    });
 }
 
 /// Bilinear resizing of `x` (shape `xs`) to `y` (shape `ys`), as PyTorch's
@@ -443,31 +445,21 @@ pub fn resize_bilinear_backward(dy: &[f32], ys: Nhwc, align_corners: bool, dx: &
     let rows = bilinear_shares(&linear_weights::<f32>(xs.h, ys.h, align_corners), xs.h);
     let cols = bilinear_shares(&linear_weights::<f32>(xs.w, ys.w, align_corners), xs.w);
     let c = xs.c;
-    dx.par_chunks_mut(xs.row()).enumerate().with_min_len(min_rows(xs.row())).for_each_init(
-        || vec![0f32; c],
-        |acc, (row, dx)| {
-            let (b, ih) = (row / xs.h, row % xs.h);
-            for (dx, col_shares) in dx.chunks_exact_mut(c).zip(&cols) {
-                acc.fill(0.0);
-                // In the order of the NCHW op's scatter: by output, then by
-                // row tap, then by column tap.
-                for r in &rows[ih] {
-                    let dy_row = &dy[(b * ys.h + r.out) * ys.row()..(b * ys.h + r.out + 1) * ys.row()];
-                    for s in col_shares {
-                        let g = &dy_row[s.out * c..(s.out + 1) * c];
-                        for &wr in r.weights() {
-                            for &wc in s.weights() {
-                                for (acc, &g) in acc.iter_mut().zip(g) {
-                                    *acc += wr * g * wc;
-                                }
-                            }
+    gather_backward(dx, xs, |b, ih, iw, acc| {
+        // In the order of the NCHW op's scatter: by output, then by row
+        // tap, then by column tap.
+        for r in &rows[ih] {
+            let dy_row = &dy[(b * ys.h + r.out) * ys.row()..(b * ys.h + r.out + 1) * ys.row()];
+            for s in &cols[iw] {
+                let g = &dy_row[s.out * c..(s.out + 1) * c];
+                for &wr in r.weights() {
+                    for &wc in s.weights() {
+                        for (acc, &g) in acc.iter_mut().zip(g) {
+                            *acc += wr * g * wc;
                         }
                     }
                 }
-                for (dx, &acc) in dx.iter_mut().zip(acc.iter()) {
-                    *dx += acc;
-                }
             }
-        },
-    );
+        }
+    });
 }
