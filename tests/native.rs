@@ -228,3 +228,24 @@ net dead(classes = 10) {
         assert_eq!(moved, !p.name.starts_with("unused."), "`{}`: reached {}, moved {moved}", p.name, p.has_grad);
     }
 }
+
+/// The engine keeps convolution weights reordered for its products; an
+/// update through `params_mut` must reach the next forward pass.
+#[test]
+fn an_update_reaches_the_next_forward_pass() {
+    let graph = common::compiled("tests/fixtures/small_cnn.net", &[]).graph;
+    let mut model = Model::new(&graph, &Device::Cpu, 2).unwrap();
+    let mut net = Net::from_model(&model).unwrap();
+    let (images, x) = random_images(&graph, 4, &mut Rng(5));
+    let before = net.forward(&images, 4, Mode::Eval, 0).unwrap().to_vec();
+    let mut optimizer = netc::train::Optimizer::new(&netc::recipe::Optimizer::default());
+    let settings = StepSettings { lr: 0.1, label_smoothing: 0.0, grad_clip: None, dropout_seed: 0 };
+    train_step(&mut net, &mut optimizer, &images, &[0, 1, 2, 3], &settings).unwrap();
+    let after = net.forward(&images, 4, Mode::Eval, 0).unwrap().to_vec();
+    assert_ne!(before, after);
+    let weights: std::collections::HashMap<String, Tensor> = net.state().into_iter().collect();
+    model.load_state(&weights, &[]).unwrap();
+    let theirs = flat(&model.forward(&x, Mode::Eval, &[], 0).unwrap().logits);
+    let err = relative_error(&after, &theirs, 1e-6);
+    assert!(err < 1e-4, "logits after an update differ from candle's with the same weights by {err:e}");
+}

@@ -118,10 +118,18 @@ pub struct Net {
     /// The node whose buffer holds each node's output: itself, or for an
     /// [`Exec::Alias`], the node it passes through.
     source: Vec<NodeId>,
+    /// Each node's inputs, as the nodes whose buffers hold them, and for
+    /// each the position of its first occurrence (a node may read one
+    /// input twice: `concat(x, x)`, `x * x`).
+    inputs: Vec<Vec<NodeId>>,
+    first_use: Vec<Vec<usize>>,
     shapes: Vec<Hwc>,
     params: Vec<Param>,
     /// The indices in `params` of each node's parameters.
     node_params: Vec<Vec<usize>>,
+    /// Whether the convolutions' gemm-order weights are behind the
+    /// parameters (set by [`Net::params_mut`] and [`Net::load`]).
+    gemm_weights_stale: bool,
     /// Examples the buffers hold.
     capacity: usize,
     /// Examples in the last forward pass.
@@ -297,8 +305,17 @@ impl Net {
             };
             exec.push(e);
         }
+        let inputs: Vec<Vec<NodeId>> =
+            graph.nodes.iter().map(|node| node.inputs.iter().map(|i| source[*i]).collect()).collect();
+        let first_use = inputs
+            .iter()
+            .map(|ins| ins.iter().map(|s| ins.iter().position(|t| t == s).expect("present")).collect())
+            .collect();
         Ok(Net {
             graph: graph.clone(),
+            inputs,
+            first_use,
+            gemm_weights_stale: true,
             grads: (0..n).map(|_| None).collect(),
             acts: (0..n).map(|_| Vec::new()).collect(),
             exec,
@@ -320,6 +337,7 @@ impl Net {
     }
 
     pub fn params_mut(&mut self) -> &mut [Param] {
+        self.gemm_weights_stale = true;
         &mut self.params
     }
 
@@ -358,6 +376,7 @@ impl Net {
         for p in &mut self.params {
             p.value = read(&p.name, p.value.len())?;
         }
+        self.gemm_weights_stale = true;
         for (node, e) in self.graph.nodes.iter().zip(&mut self.exec) {
             if let Exec::BatchNorm { running_mean, running_var, .. } = e {
                 *running_mean = read(&format!("{}.running_mean", node.name), running_mean.len())?;
@@ -395,9 +414,10 @@ impl Net {
         self.batch = n;
         self.mode = mode;
         let mut dropout = Rng::new(mix(&[dropout_seed, TAG_DROPOUT]));
+        let reorder = std::mem::replace(&mut self.gemm_weights_stale, false);
         for id in 0..self.graph.nodes.len() {
             let start = std::time::Instant::now();
-            self.forward_node(id, images, &mut dropout);
+            self.forward_node(id, images, &mut dropout, reorder);
             self.record(id, Pass::Forward, start);
         }
         let (out, s) = (self.source[self.graph.output], self.shapes[self.graph.output]);
@@ -429,25 +449,28 @@ impl Net {
         self.capacity = n;
     }
 
-    fn forward_node(&mut self, id: NodeId, images: &[f32], dropout: &mut Rng) {
+    /// Runs node `id`; `reorder`: its weights changed since the last pass.
+    fn forward_node(&mut self, id: NodeId, images: &[f32], dropout: &mut Rng, reorder: bool) {
         if self.source[id] != id {
             return;
         }
         let (n, mode) = (self.batch, self.mode);
-        let node = &self.graph.nodes[id];
         let s = self.shapes[id];
-        let ins: Vec<NodeId> = node.inputs.iter().map(|i| self.source[*i]).collect();
-        let in_shapes: Vec<Hwc> = node.inputs.iter().map(|i| self.shapes[*i]).collect();
+        let (ins, shapes) = (&self.inputs[id], &self.shapes);
+        // An alias has its source's shape, so an input's shape is its buffer's.
+        let in_shape = |i: usize| shapes[ins[i]];
         let (before, rest) = self.acts.split_at_mut(id);
         let y = &mut rest[0][..n * s.len()];
-        let x = |i: usize| &before[ins[i]][..n * in_shapes[i].len()];
+        let x = |i: usize| &before[ins[i]][..n * in_shape(i).len()];
         let params = &self.params;
         match &mut self.exec[id] {
             Exec::Input => pointwise::nchw_to_nhwc(images, s, n, y),
             Exec::Alias => unreachable!("aliases have no buffer"),
             Exec::Conv { geom, weight, bias, wt, .. } => {
                 geom.n = n;
-                conv::to_gemm_order(geom, &params[*weight].value, wt);
+                if reorder {
+                    conv::to_gemm_order(geom, &params[*weight].value, wt);
+                }
                 conv::forward(geom, x(0), wt, bias.map(|b| params[b].value.as_slice()), y);
             }
             Exec::BatchNorm { eps, momentum, relu, weight, bias, running_mean, running_var, mean, var } => {
@@ -477,16 +500,16 @@ impl Net {
                 pointwise::map(x(0), y, move |v| v * a + b)
             }
             Exec::MaxPool { window, argmax } => {
-                let (xs, ys) = (nhwc(in_shapes[0], n), nhwc(s, n));
+                let (xs, ys) = (nhwc(in_shape(0), n), nhwc(s, n));
                 match mode {
                     Mode::Train => window::max_pool_forward(x(0), xs, *window, y, ys, &mut argmax[..y.len()]),
                     Mode::Eval => window::max_pool_infer(x(0), xs, *window, y, ys),
                 }
             }
-            Exec::AvgPool { window } => window::avg_pool_forward(x(0), nhwc(in_shapes[0], n), *window, y, nhwc(s, n)),
-            Exec::GlobalAvgPool => pointwise::global_avg_pool(x(0), in_shapes[0], n, y),
+            Exec::AvgPool { window } => window::avg_pool_forward(x(0), nhwc(in_shape(0), n), *window, y, nhwc(s, n)),
+            Exec::GlobalAvgPool => pointwise::global_avg_pool(x(0), in_shape(0), n, y),
             Exec::Resize { mode } => {
-                let (xs, ys) = (nhwc(in_shapes[0], n), nhwc(s, n));
+                let (xs, ys) = (nhwc(in_shape(0), n), nhwc(s, n));
                 match mode {
                     UpsampleMode::Nearest => window::resize_nearest_forward(x(0), xs, y, ys),
                     UpsampleMode::Bilinear { align_corners } => {
@@ -514,10 +537,10 @@ impl Net {
                     y.copy_from_slice(x(0));
                 }
             }
-            Exec::Flatten => pointwise::nhwc_to_nchw(x(0), in_shapes[0], n, y),
+            Exec::Flatten => pointwise::nhwc_to_nchw(x(0), in_shape(0), n, y),
             Exec::Linear { weight, bias } => {
-                let (f, k) = (in_shapes[0].len(), s.c);
-                let flat = flat_input(x(0), in_shapes[0], n);
+                let (f, k) = (in_shape(0).len(), s.c);
+                let flat = flat_input(x(0), in_shape(0), n);
                 if let Some(b) = bias {
                     for row in y.chunks_exact_mut(k) {
                         row.copy_from_slice(&params[*b].value);
@@ -538,10 +561,10 @@ impl Net {
             }
             Exec::Concat => {
                 let inputs: Vec<&[f32]> = (0..ins.len()).map(x).collect();
-                let parts: Vec<usize> = in_shapes.iter().map(|s| s.c).collect();
+                let parts: Vec<usize> = (0..ins.len()).map(|i| in_shape(i).c).collect();
                 pointwise::concat(&inputs, &parts, y);
             }
-            Exec::Arith(op) => pointwise::arith(*op, x(0), in_shapes[0], x(1), in_shapes[1], n, y, s),
+            Exec::Arith(op) => pointwise::arith(*op, x(0), in_shape(0), x(1), in_shape(1), n, y, s),
         }
     }
 
@@ -555,11 +578,10 @@ impl Net {
             return Err(Error("backward needs the gradient of the last training forward pass".to_string()));
         }
         for p in &mut self.params {
-            p.grad.fill(0.0);
             p.has_grad = false;
         }
         let s = self.shapes[self.graph.output];
-        let mut g = self.take_buffer(dlogits.len());
+        let mut g = take_buffer(&mut self.spare, dlogits.len());
         if s.pixels() == 1 {
             g.copy_from_slice(dlogits);
         } else {
@@ -575,6 +597,10 @@ impl Net {
             self.backward_node(id, &dy);
             self.record(id, Pass::Backward, start);
             self.spare.push(dy);
+        }
+        // Every reached parameter's gradient was written; the rest have none.
+        for p in self.params.iter_mut().filter(|p| !p.has_grad) {
+            p.grad.fill(0.0);
         }
         for g in self.grads.iter_mut() {
             if let Some(g) = g.take() {
@@ -607,27 +633,14 @@ impl Net {
         }
     }
 
-    /// A gradient buffer of `len` values left from earlier use (or zeros),
-    /// reused when one is spare.
-    fn take_buffer(&mut self, len: usize) -> Vec<f32> {
-        let fits = self.spare.iter().enumerate().filter(|(_, b)| b.capacity() >= len);
-        let found = fits.min_by_key(|(_, b)| b.capacity()).map(|(i, _)| i);
-        let mut b = found.map(|i| self.spare.swap_remove(i)).unwrap_or_default();
-        b.resize(len, 0.0);
-        b.truncate(len);
-        b
-    }
-
     fn backward_node(&mut self, id: NodeId, dy: &[f32]) {
         let n = self.batch;
-        let node = &self.graph.nodes[id];
         let s = self.shapes[id];
-        let ins: Vec<NodeId> = node.inputs.iter().map(|i| self.source[*i]).collect();
-        let in_shapes: Vec<Hwc> = node.inputs.iter().map(|i| self.shapes[*i]).collect();
+        let (ins, slot, shapes) = (&self.inputs[id], &self.first_use[id], &self.shapes);
+        let in_shape = |i: usize| shapes[ins[i]];
         // The input gradients, taken out of `grads` while they are written:
         // one per distinct input (`slot[i]` is input i's), none for the
         // input images.
-        let slot: Vec<usize> = ins.iter().map(|s| ins.iter().position(|t| t == s).expect("present")).collect();
         let mut dxs: Vec<Option<GradBuf>> = Vec::with_capacity(ins.len());
         for (i, &src) in ins.iter().enumerate() {
             if src == 0 || slot[i] != i {
@@ -637,11 +650,11 @@ impl Net {
             let len = n * self.shapes[src].len();
             dxs.push(Some(match self.grads[src].take() {
                 Some(data) => GradBuf { data, fresh: false },
-                None => GradBuf { data: self.take_buffer(len), fresh: true },
+                None => GradBuf { data: take_buffer(&mut self.spare, len), fresh: true },
             }));
         }
         let acts = &self.acts;
-        let x = |i: usize| &acts[ins[i]][..n * in_shapes[i].len()];
+        let x = |i: usize| &acts[ins[i]][..n * in_shape(i).len()];
         let y = &acts[id][..n * s.len()];
         let params = &mut self.params;
         for &i in &self.node_params[id] {
@@ -685,22 +698,22 @@ impl Net {
             }
             Exec::MaxPool { argmax, .. } => {
                 if let Some(dx) = dx0.map(GradBuf::adding) {
-                    window::max_pool_backward(dy, nhwc(s, n), &argmax[..dy.len()], dx, nhwc(in_shapes[0], n));
+                    window::max_pool_backward(dy, nhwc(s, n), &argmax[..dy.len()], dx, nhwc(in_shape(0), n));
                 }
             }
             Exec::AvgPool { window } => {
                 if let Some(dx) = dx0.map(GradBuf::adding) {
-                    window::avg_pool_backward(dy, nhwc(s, n), *window, dx, nhwc(in_shapes[0], n));
+                    window::avg_pool_backward(dy, nhwc(s, n), *window, dx, nhwc(in_shape(0), n));
                 }
             }
             Exec::GlobalAvgPool => {
                 if let Some((dx, add)) = dx0.map(GradBuf::writing) {
-                    pointwise::global_avg_pool_backward(dy, in_shapes[0], n, dx, add);
+                    pointwise::global_avg_pool_backward(dy, in_shape(0), n, dx, add);
                 }
             }
             Exec::Resize { mode } => {
                 if let Some(dx) = dx0.map(GradBuf::adding) {
-                    let (xs, ys) = (nhwc(in_shapes[0], n), nhwc(s, n));
+                    let (xs, ys) = (nhwc(in_shape(0), n), nhwc(s, n));
                     match mode {
                         UpsampleMode::Nearest => window::resize_nearest_backward(dy, ys, dx, xs),
                         UpsampleMode::Bilinear { align_corners } => {
@@ -716,13 +729,13 @@ impl Net {
             }
             Exec::Flatten => {
                 if let Some((dx, add)) = dx0.map(GradBuf::writing) {
-                    pointwise::nchw_into_nhwc(dy, in_shapes[0], n, dx, add);
+                    pointwise::nchw_into_nhwc(dy, in_shape(0), n, dx, add);
                 }
             }
             Exec::Linear { weight, bias } => {
                 use linalg::{Strides, matmul};
-                let (f, k) = (in_shapes[0].len(), s.c);
-                let flat = flat_input(x(0), in_shapes[0], n);
+                let (f, k) = (in_shape(0).len(), s.c);
+                let flat = flat_input(x(0), in_shape(0), n);
                 let w = &mut params[*weight];
                 // dW[k, f] = dy^T · x
                 matmul(
@@ -747,14 +760,15 @@ impl Net {
                         &w.value,
                         Strides::rows(0, f),
                     );
-                    if in_shapes[0].pixels() == 1 {
+                    if in_shape(0).pixels() == 1 {
                         dx.iter_mut().zip(&dflat).for_each(|(d, v)| *d += v);
                     } else {
-                        pointwise::nchw_into_nhwc(&dflat, in_shapes[0], n, dx, true);
+                        pointwise::nchw_into_nhwc(&dflat, in_shape(0), n, dx, true);
                     }
                 }
                 if let Some(b) = bias {
                     let db = &mut params[*b].grad;
+                    db.fill(0.0);
                     for row in dy.chunks_exact(k) {
                         db.iter_mut().zip(row).for_each(|(d, v)| *d += v);
                     }
@@ -764,9 +778,9 @@ impl Net {
                 let mut offset = 0;
                 for i in 0..ins.len() {
                     if let Some((dx, add)) = dxs[slot[i]].as_mut().map(GradBuf::writing) {
-                        pointwise::channel_slice_into(dy, s.c, offset, dx, in_shapes[i].c, add);
+                        pointwise::channel_slice_into(dy, s.c, offset, dx, in_shape(i).c, add);
                     }
-                    offset += in_shapes[i].c;
+                    offset += in_shape(i).c;
                 }
             }
             Exec::Arith(op) => {
@@ -775,12 +789,12 @@ impl Net {
                     let other = 1 - i;
                     let Some(buf) = dxs[slot[i]].as_mut() else { continue };
                     // A broadcast input gathers several outputs' gradients.
-                    let (dx, add) = if in_shapes[i] == s { buf.writing() } else { (buf.adding(), true) };
-                    pointwise::arith_backward(op, dy, s, x(other), in_shapes[other], n, dx, in_shapes[i], add);
+                    let (dx, add) = if in_shape(i) == s { buf.writing() } else { (buf.adding(), true) };
+                    pointwise::arith_backward(op, dy, s, x(other), in_shape(other), n, dx, in_shape(i), add);
                 }
             }
         }
-        for (src, g) in ins.into_iter().zip(dxs) {
+        for (&src, g) in self.inputs[id].iter().zip(dxs) {
             match g {
                 // Nothing was written: no gradient flows this way.
                 Some(g) if g.fresh => self.spare.push(g.data),
@@ -816,6 +830,17 @@ impl GradBuf {
         self.fresh = false;
         (&mut self.data, accumulate)
     }
+}
+
+/// A gradient buffer of `len` values left from earlier use (or zeros):
+/// the smallest spare one that fits, or a new one.
+fn take_buffer(spare: &mut Vec<Vec<f32>>, len: usize) -> Vec<f32> {
+    let fits = spare.iter().enumerate().filter(|(_, b)| b.capacity() >= len);
+    let found = fits.min_by_key(|(_, b)| b.capacity()).map(|(i, _)| i);
+    let mut b = found.map(|i| spare.swap_remove(i)).unwrap_or_default();
+    b.resize(len, 0.0);
+    b.truncate(len);
+    b
 }
 
 fn nhwc(s: Hwc, n: usize) -> Nhwc {
