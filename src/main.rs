@@ -60,7 +60,7 @@ enum Command {
         /// Worker threads (default: one per core).
         #[arg(long, default_value_t = 0)]
         threads: usize,
-        /// `cpu` (the native engine); `cuda` needs a CUDA build.
+        /// `cpu`, the only device for now (`cuda[:N]` is refused: docs/gpu.md).
         #[arg(long, default_value = "cpu")]
         device: String,
         /// Print the report as JSON.
@@ -90,7 +90,7 @@ enum Command {
         /// The run directory (default: runs/<spec>-<time>); never overwritten.
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
-        /// `cpu` or `cuda[:N]`.
+        /// `cpu`, the only device for now (`cuda[:N]` is refused: docs/gpu.md).
         #[arg(long, default_value = "cpu")]
         device: String,
         /// No progress bars, no per-epoch lines.
@@ -114,7 +114,7 @@ enum Command {
         /// Write the confusion matrix as CSV here.
         #[arg(long, value_name = "FILE")]
         csv: Option<PathBuf>,
-        /// `cpu` or `cuda[:N]`.
+        /// `cpu`, the only device for now (`cuda[:N]` is refused: docs/gpu.md).
         #[arg(long, default_value = "cpu")]
         device: String,
     },
@@ -139,7 +139,7 @@ enum Command {
         /// Output folder (default: `probe/` beside the weights).
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
-        /// `cpu` or `cuda[:N]`.
+        /// `cpu`, the only device for now (`cuda[:N]` is refused: docs/gpu.md).
         #[arg(long, default_value = "cpu")]
         device: String,
     },
@@ -158,7 +158,7 @@ enum Command {
         /// Output folder (default: `runs/compare-<time>`).
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
-        /// `cpu` or `cuda[:N]`.
+        /// `cpu`, the only device for now (`cuda[:N]` is refused: docs/gpu.md).
         #[arg(long, default_value = "cpu")]
         device: String,
     },
