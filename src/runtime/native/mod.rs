@@ -416,7 +416,7 @@ impl Net {
         let mut dropout = Rng::new(mix(&[dropout_seed, TAG_DROPOUT]));
         let reorder = std::mem::replace(&mut self.gemm_weights_stale, false);
         for id in 0..self.graph.nodes.len() {
-            let start = std::time::Instant::now();
+            let start = self.profile.is_some().then(std::time::Instant::now);
             self.forward_node(id, images, &mut dropout, reorder);
             self.record(id, Pass::Forward, start);
         }
@@ -593,7 +593,7 @@ impl Net {
                 continue;
             }
             let Some(dy) = self.grads[id].take() else { continue };
-            let start = std::time::Instant::now();
+            let start = self.profile.is_some().then(std::time::Instant::now);
             self.backward_node(id, &dy);
             self.record(id, Pass::Backward, start);
             self.spare.push(dy);
@@ -622,8 +622,8 @@ impl Net {
         rows
     }
 
-    fn record(&mut self, id: NodeId, pass: Pass, start: std::time::Instant) {
-        if let Some(profile) = &mut self.profile {
+    fn record(&mut self, id: NodeId, pass: Pass, start: Option<std::time::Instant>) {
+        if let (Some(profile), Some(start)) = (&mut self.profile, start) {
             let kind = match &self.exec[id] {
                 Exec::BatchNorm { relu: true, .. } => "bn+relu",
                 Exec::Conv { geom, .. } if geom.k == 1 => "conv 1x1",

@@ -9,7 +9,7 @@
 
 use rayon::prelude::*;
 
-use super::par::{part_count, split};
+use super::par::{for_rows, part_count, split};
 
 /// The least length of a wide row.
 const WIDE: usize = 256;
@@ -67,21 +67,12 @@ fn channel_sums(
     (s, q)
 }
 
-/// Runs `f(first_element, out)` on chunks of `out` that start at wide-row
-/// boundaries, in parallel when there is enough work.
-fn for_wide_rows(out: &mut [f32], c: usize, f: impl Fn(usize, &mut [f32]) + Sync + Send) {
-    let width = wide(c);
-    let rows = out.len().div_ceil(width);
-    let parts = part_count(rows, width);
-    let per_part = rows.div_ceil(parts.max(1)).max(1) * width;
-    out.par_chunks_mut(per_part).enumerate().for_each(|(i, chunk)| f(i * per_part, chunk));
-}
-
 /// `y = x * scale + shift` per channel, then ReLU when `relu`.
 pub fn scale_shift(x: &[f32], c: usize, scale: &[f32], shift: &[f32], relu: bool, y: &mut [f32]) {
     let width = wide(c);
     let (scale, shift) = (repeat(scale, width), repeat(shift, width));
-    for_wide_rows(y, c, |first, out| {
+    for_rows(y, width, |first_row, out| {
+        let first = first_row * width;
         for (r, row) in out.chunks_mut(width).enumerate() {
             let src = &x[first + r * width..][..row.len()];
             let terms = row.iter_mut().zip(src).zip(&scale).zip(&shift);
@@ -178,7 +169,8 @@ pub fn backward(
         d[ch] = (-k * m1) as f32;
     }
     let (a, b, d) = (repeat(&a, width), repeat(&b, width), repeat(&d, width));
-    for_wide_rows(dx, c, |first, out| {
+    for_rows(dx, width, |first_row, out| {
+        let first = first_row * width;
         for (r, row) in out.chunks_mut(width).enumerate() {
             let start = first + r * width;
             let range = start..start + row.len();
