@@ -43,9 +43,9 @@ pub struct Param {
     pub shape: Vec<usize>,
     pub value: Vec<f32>,
     pub grad: Vec<f32>,
-    /// Whether the last backward pass reached it: a parameter on a branch
-    /// that does not lead to the output has no gradient (PyTorch's `None`),
-    /// and the optimiser leaves it alone.
+    /// Whether its node leads to the output: a parameter on a branch that
+    /// does not has no gradient (PyTorch's `None`; `grad` stays zero), and
+    /// the optimiser leaves it alone.
     pub has_grad: bool,
 }
 
@@ -125,8 +125,6 @@ pub struct Net {
     first_use: Vec<Vec<usize>>,
     shapes: Vec<Hwc>,
     params: Vec<Param>,
-    /// The indices in `params` of each node's parameters.
-    node_params: Vec<Vec<usize>>,
     /// Whether the convolutions' gemm-order weights are behind the
     /// parameters (set by [`Net::params_mut`] and [`Net::load`]).
     gemm_weights_stale: bool,
@@ -185,11 +183,18 @@ impl Net {
                 consumers[i] += 1;
             }
         }
+        let mut reaches_output = vec![false; n];
+        reaches_output[graph.output] = true;
+        for id in (0..n).rev() {
+            if reaches_output[id] {
+                for &i in &graph.nodes[id].inputs {
+                    reaches_output[i] = true;
+                }
+            }
+        }
         let mut params = Vec::new();
         let mut param_ids = BTreeMap::new();
-        let mut node_params = Vec::with_capacity(n);
-        for node in &graph.nodes {
-            node_params.push((params.len()..params.len() + node.params.len()).collect());
+        for (id, node) in graph.nodes.iter().enumerate() {
             for p in &node.params {
                 let len = p.shape.iter().product();
                 param_ids.insert(p.name.clone(), params.len());
@@ -198,7 +203,7 @@ impl Net {
                     shape: p.shape.clone(),
                     value: vec![0.0; len],
                     grad: vec![0.0; len],
-                    has_grad: false,
+                    has_grad: reaches_output[id],
                 });
             }
         }
@@ -322,7 +327,6 @@ impl Net {
             source,
             shapes,
             params,
-            node_params,
             capacity: 0,
             batch: 0,
             mode: Mode::Eval,
@@ -569,16 +573,13 @@ impl Net {
     }
 
     /// Back-propagates `dlogits` (the loss's gradient with respect to the
-    /// output of the last training forward pass, in its order) and leaves every parameter's
-    /// gradient in [`Param::grad`].
+    /// output of the last training forward pass, in its order) and writes
+    /// the gradient of every parameter that has one into [`Param::grad`].
     pub fn backward(&mut self, dlogits: &[f32]) -> Result<(), Error> {
         let n = self.batch;
         let out = self.source[self.graph.output];
         if self.mode != Mode::Train || dlogits.len() != n * self.shapes[out].len() {
             return Err(Error("backward needs the gradient of the last training forward pass".to_string()));
-        }
-        for p in &mut self.params {
-            p.has_grad = false;
         }
         let s = self.shapes[self.graph.output];
         let mut g = take_buffer(&mut self.spare, dlogits.len());
@@ -597,10 +598,6 @@ impl Net {
             self.backward_node(id, &dy);
             self.record(id, Pass::Backward, start);
             self.spare.push(dy);
-        }
-        // Every reached parameter's gradient was written; the rest have none.
-        for p in self.params.iter_mut().filter(|p| !p.has_grad) {
-            p.grad.fill(0.0);
         }
         for g in self.grads.iter_mut() {
             if let Some(g) = g.take() {
@@ -657,9 +654,6 @@ impl Net {
         let x = |i: usize| &acts[ins[i]][..n * in_shape(i).len()];
         let y = &acts[id][..n * s.len()];
         let params = &mut self.params;
-        for &i in &self.node_params[id] {
-            params[i].has_grad = true;
-        }
         let dx0 = dxs[0].as_mut();
         match &mut self.exec[id] {
             Exec::Input | Exec::Alias => unreachable!("no backward pass through the input or an alias"),
