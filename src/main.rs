@@ -336,7 +336,7 @@ fn execute(command: Command) -> Result<ExitCode, String> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Run { spec, settings: a, resume, out, device, quiet, stop_after_steps } => {
-            let device = cpu_device(&device, "run")?;
+            cpu_device(&device, "run")?;
             let settings = netc::train::Settings {
                 profile: a.profile,
                 set: a.set,
@@ -349,7 +349,7 @@ fn execute(command: Command) -> Result<ExitCode, String> {
                 test_images: a.test_images,
             };
             let _ = ctrlc::set_handler(|| netc::train::INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst));
-            let opts = netc::train::RunOptions { spec, resume, settings, out, device, quiet, stop_after_steps };
+            let opts = netc::train::RunOptions { spec, resume, settings, out, quiet, stop_after_steps };
             match netc::train::run(&opts)? {
                 netc::train::RunOutcome::Finished { dir, final_accuracy, best_accuracy } => {
                     if !quiet {
@@ -366,10 +366,10 @@ fn execute(command: Command) -> Result<ExitCode, String> {
             }
         }
         Command::Eval { trained, test_images, batch_size, csv, device } => {
-            let device = cpu_device(&device, "eval")?;
+            cpu_device(&device, "eval")?;
             let (graph, recipe) = trained.resolve(test_images)?;
             let (source, limit) = (recipe.data.dataset, recipe.data.test_images);
-            let e = netc::train::evaluate_command(&graph, &trained.weights, &source, limit, batch_size, &device)?;
+            let e = netc::train::evaluate_command(&graph, &trained.weights, &source, limit, batch_size)?;
             print!("{}", e.table());
             if let Some(path) = csv {
                 std::fs::write(&path, e.csv()).map_err(|err| format!("cannot write `{}`: {err}", path.display()))?;

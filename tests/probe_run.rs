@@ -18,7 +18,6 @@ fn a_trained_net_looks_at_the_object_more_than_an_untrained_one() {
         resume: None,
         settings: Settings { profile: Some("shapes".to_string()), ..Settings::default() },
         out: Some(dir.clone()),
-        device: Device::Cpu,
         quiet: true,
         stop_after_steps: None,
     };

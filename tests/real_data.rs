@@ -3,7 +3,6 @@
 
 use std::path::{Path, PathBuf};
 
-use candle_core::Device;
 use netc::recipe::DataSource;
 use netc::train::{RunOptions, RunOutcome, Settings};
 
@@ -25,7 +24,6 @@ fn a_small_cnn_learns_real_cifar10() {
             ..Settings::default()
         },
         out: Some(out.clone()),
-        device: Device::Cpu,
         quiet: false,
         stop_after_steps: None,
     };

@@ -73,7 +73,6 @@ fn run(spec: &str, out: &Path, stop_after_steps: Option<u64>, resume: bool) -> R
             ..Settings::default()
         },
         out: (!resume).then(|| out.to_path_buf()),
-        device: Device::Cpu,
         quiet: true,
         stop_after_steps,
     };

@@ -105,9 +105,8 @@ pub fn evaluate_command(
     source: &DataSource,
     test_images: Option<usize>,
     batch_size: usize,
-    device: &Device,
 ) -> Result<Evaluation, String> {
-    let (model, norm) = load_model(graph, weights, device)?;
+    let (model, norm) = load_model(graph, weights, &Device::Cpu)?;
     let mut net = Net::from_model(&model).map_err(|e| e.to_string())?;
     let shape = graph.image_shape()?;
     let data = data::load(source, Split::Test, shape, test_images, super::run::TEST_SEED).map_err(|e| e.to_string())?;

@@ -44,7 +44,6 @@ pub struct RunOptions {
     pub settings: Settings,
     /// Where the run directory goes (default `runs/<spec>-<time>`).
     pub out: Option<PathBuf>,
-    pub device: Device,
     pub quiet: bool,
     /// Stop as Ctrl-C would after this many optimiser steps (for tests).
     pub stop_after_steps: Option<u64>,
@@ -236,13 +235,9 @@ fn train(dir: &Path, graph: &Graph, recipe: &Recipe, opts: &RunOptions) -> Resul
     let (mean, std) = train_data.channel_stats();
     let norm = Normalize { mean, std };
 
-    let device = &opts.device;
-    if !device.is_cpu() {
-        return Err(
-            "training runs on the native CPU engine only (`--device cpu`); GPU training is issue 6 (docs/gpu.md)"
-                .to_string(),
-        );
-    }
+    // The native engine trains on the CPU; candle's model, which gives the
+    // initial weights and later draws the probes, lives there too.
+    let device = &Device::Cpu;
     let err = |e: candle_core::Error| e.to_string();
     let mut model = Model::new(graph, device, t.seed).map_err(err)?;
     let mut optimizer = Optimizer::new(&t.optimizer);
