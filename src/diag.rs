@@ -33,6 +33,7 @@ pub struct Loc {
 #[derive(Debug, Default)]
 pub struct Sources {
     files: Vec<SourceFile>,
+    by_path: std::collections::HashMap<PathBuf, FileId>,
 }
 
 #[derive(Debug)]
@@ -43,6 +44,7 @@ pub struct SourceFile {
 
 impl Sources {
     pub fn add(&mut self, path: PathBuf, text: String) -> FileId {
+        self.by_path.entry(path.clone()).or_insert(self.files.len());
         self.files.push(SourceFile { path, text });
         self.files.len() - 1
     }
@@ -56,7 +58,7 @@ impl Sources {
     }
 
     pub fn find(&self, path: &Path) -> Option<FileId> {
-        self.files.iter().position(|f| f.path == path)
+        self.by_path.get(path).copied()
     }
 
     /// 1-based line and column (in characters) of a byte offset.
@@ -86,6 +88,8 @@ pub enum Code {
     FrontMatter,
     /// A `use`d file cannot be read.
     MissingFile,
+    /// The file is not UTF-8 text: an invalid byte, a NUL, a stray byte order mark.
+    Encoding,
     /// Files `use` each other in a cycle.
     UseCycle,
     /// No `net` in the spec, or more than one.
@@ -118,6 +122,7 @@ impl Code {
             Code::Syntax => "E0001",
             Code::FrontMatter => "E0002",
             Code::MissingFile => "E0003",
+            Code::Encoding => "E0006",
             Code::UseCycle => "E0004",
             Code::NetCount => "E0005",
             Code::Duplicate => "E0101",
@@ -179,6 +184,9 @@ impl Diagnostic {
     }
 }
 
+/// Source lines longer than this are shown as a window around the caret.
+const MAX_SHOWN: usize = 120;
+
 fn render_snippet(out: &mut String, sources: &Sources, loc: Loc) {
     let file = sources.get(loc.file);
     let (line, col) = sources.line_col(loc.file, loc.span.start);
@@ -186,15 +194,27 @@ fn render_snippet(out: &mut String, sources: &Sources, loc: Loc) {
     let start = floor_char_boundary(text, loc.span.start.min(text.len()));
     let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
     let line_end = text[start..].find('\n').map_or(text.len(), |i| start + i);
-    let source_line = text[line_start..line_end].trim_end_matches('\r');
     let end = floor_char_boundary(text, loc.span.end.clamp(start, line_end));
-    let width = text[start..end].chars().count().max(1);
+    let source_line: Vec<char> = text[line_start..line_end].trim_end_matches('\r').chars().collect();
+    let caret_at = text[line_start..start].chars().count();
+    let caret_width = text[start..end].chars().count().max(1);
+    // A generated spec may put thousands of characters on one line: show
+    // the part around the caret, marking what is cut with `...`.
+    let first = if source_line.len() > MAX_SHOWN { caret_at.saturating_sub(MAX_SHOWN / 3) } else { 0 };
+    let last = source_line.len().min(first + MAX_SHOWN);
+    let shown: String = source_line[first..last].iter().collect();
+    let (before, after) = (if first > 0 { "..." } else { "" }, if last < source_line.len() { "..." } else { "" });
     let gutter = line.to_string().len();
     let pad = " ".repeat(gutter);
     let _ = writeln!(out, "{pad}--> {}:{line}:{col}", file.path.display());
     let _ = writeln!(out, "{pad} |");
-    let _ = writeln!(out, "{line} | {source_line}");
-    let indent: String = text[line_start..start].chars().map(|c| if c == '\t' { '\t' } else { ' ' }).collect();
+    let _ = writeln!(out, "{line} | {before}{shown}{after}");
+    let indent: String = before
+        .chars()
+        .chain(source_line[first..caret_at].iter().copied())
+        .map(|c| if c == '\t' { '\t' } else { ' ' })
+        .collect();
+    let width = caret_width.min(last.saturating_sub(caret_at)).max(1);
     let _ = writeln!(out, "{pad} | {indent}{}", "^".repeat(width));
 }
 

@@ -1,10 +1,17 @@
 //! Property test: no spec, however mangled, makes the compiler panic, and
 //! every diagnostic it reports points inside its file and renders.
 //!
-//! Inputs are mutations of the real specs and of the bad-spec corpus:
-//! deleted, duplicated and swapped ranges, inserted tokens, and numbers
-//! replaced by extreme ones. The generator is seeded, so a failure
-//! reproduces; `NETC_FUZZ_CASES` sets how many inputs to try.
+//! Two generators feed it:
+//! - mutations of the real specs and of the bad-spec corpus: deleted,
+//!   duplicated and swapped ranges, inserted tokens, and numbers replaced by
+//!   extreme ones;
+//! - specs written from the grammar: blocks, nets, every op with random
+//!   arguments, pipes, `repeat`, arithmetic, probes and front matter, most
+//!   of them well-formed, so that the shape rules and the graph builder see
+//!   many nets that the corpus does not have.
+//!
+//! Both are seeded, so a failure reproduces; `NETC_FUZZ_CASES` and
+//! `NETC_GRAMMAR_CASES` set how many inputs each tries.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
@@ -149,46 +156,76 @@ fn seeds() -> Vec<(PathBuf, String)> {
 
 #[test]
 fn mutated_specs_never_panic_and_diagnostics_point_inside_the_file() {
-    let cases: usize = std::env::var("NETC_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000);
+    let cases = cases("NETC_FUZZ_CASES", 20_000);
     let seeds = seeds();
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let (mut compiled, mut rejected) = (0, 0);
     for case in 0..cases {
         let (path, text) = &seeds[rng.below(seeds.len())];
         let input = mutate(&mut rng, text);
-        let result = catch_unwind(AssertUnwindSafe(|| {
-            let r = netc::compile::compile_source(path, input.clone(), &[]);
-            if let Err(e) = &r {
-                assert!(!e.diagnostics.is_empty(), "a failure without a diagnostic");
-                for d in &e.diagnostics {
-                    if let Some(loc) = d.loc {
-                        let len = e.sources.get(loc.file).text.len();
-                        assert!(
-                            loc.span.start <= loc.span.end && loc.span.end <= len,
-                            "span {:?} outside the file",
-                            loc.span
-                        );
-                    }
-                }
-                e.render();
-            }
-            if let Ok(c) = &r {
-                graph_invariants(&c.graph);
-            }
-            r.is_ok()
-        }));
-        match result {
+        match compiles_without_panic(path, &input) {
             Ok(true) => compiled += 1,
             Ok(false) => rejected += 1,
-            Err(_) => {
-                let saved = Path::new(env!("CARGO_TARGET_TMPDIR")).join("fuzz-failure.net");
-                std::fs::write(&saved, &input).expect("write the failing input");
-                panic!("case {case} (a mutation of {}) panicked; input saved to {}", path.display(), saved.display());
-            }
+            Err(saved) => panic!("case {case} (a mutation of {}) panicked; input saved to {saved}", path.display()),
         }
     }
     println!("{cases} mutated specs: {compiled} compiled, {rejected} rejected with diagnostics, no panic");
     assert_eq!(compiled + rejected, cases);
+}
+
+#[test]
+fn specs_written_from_the_grammar_never_panic() {
+    let cases = cases("NETC_GRAMMAR_CASES", 5_000);
+    let mut rng = Rng(0xD1B5_4A32_D192_ED03);
+    let (mut compiled, mut rejected) = (0, 0);
+    for case in 0..cases {
+        let input =
+            Writer { rng: &mut rng, tensors: Vec::new(), numbers: Vec::new(), blocks: Vec::new(), next: 0 }.spec();
+        match compiles_without_panic(Path::new("specs/generated.net"), &input) {
+            Ok(true) => compiled += 1,
+            Ok(false) => rejected += 1,
+            Err(saved) => panic!("generated case {case} panicked; input saved to {saved}"),
+        }
+    }
+    println!("{cases} generated specs: {compiled} compiled, {rejected} rejected with diagnostics, no panic");
+    // The generator must reach the graph builder, not only the parser.
+    assert!(compiled >= cases / 10, "only {compiled} of {cases} generated specs compiled");
+    assert!(rejected >= cases / 10, "only {rejected} of {cases} generated specs were rejected");
+}
+
+fn cases(variable: &str, default: usize) -> usize {
+    std::env::var(variable).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// Compiles `input`: whether it compiled, or where the input that
+/// panicked was saved.
+fn compiles_without_panic(path: &Path, input: &str) -> Result<bool, String> {
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        let r = netc::compile::compile_source(path, input.to_string(), &[]);
+        if let Err(e) = &r {
+            assert!(!e.diagnostics.is_empty(), "a failure without a diagnostic");
+            for d in &e.diagnostics {
+                if let Some(loc) = d.loc {
+                    let len = e.sources.get(loc.file).text.len();
+                    assert!(
+                        loc.span.start <= loc.span.end && loc.span.end <= len,
+                        "span {:?} outside the file",
+                        loc.span
+                    );
+                }
+            }
+            e.render();
+        }
+        if let Ok(c) = &r {
+            graph_invariants(&c.graph);
+        }
+        r.is_ok()
+    }));
+    result.map_err(|_| {
+        let saved = Path::new(env!("CARGO_TARGET_TMPDIR")).join("fuzz-failure.net");
+        std::fs::write(&saved, input).expect("write the failing input");
+        saved.display().to_string()
+    })
 }
 
 /// What every later phase relies on in a compiled graph.
@@ -208,4 +245,202 @@ fn graph_invariants(g: &netc::graph::Graph) {
         &serde_json::from_str::<netc::graph::Graph>(&json).expect("reads back") == g,
         "the IR changes through JSON"
     );
+}
+
+/// Writes a random spec from the grammar. Names are tracked by kind, so that
+/// most calls get a feature map where they need one and the result often
+/// compiles; the rest is left to chance.
+struct Writer<'r> {
+    rng: &'r mut Rng,
+    /// Feature maps and numbers in scope.
+    tensors: Vec<String>,
+    numbers: Vec<String>,
+    /// Blocks defined so far: name and number of extra parameters.
+    blocks: Vec<(String, usize)>,
+    next: usize,
+}
+
+impl Writer<'_> {
+    fn spec(mut self) -> String {
+        let mut out = String::new();
+        if self.chance(3) {
+            out += &self.front_matter();
+        }
+        for _ in 0..self.rng.below(3) {
+            out += &self.block();
+        }
+        out += &self.net();
+        out
+    }
+
+    fn chance(&mut self, one_in: usize) -> bool {
+        self.rng.below(one_in) == 0
+    }
+
+    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        items[self.rng.below(items.len())]
+    }
+
+    /// One of `good`, or now and then one of `bad`: most specs should compile.
+    fn mostly<'a>(&mut self, good: &[&'a str], bad: &[&'a str]) -> &'a str {
+        if self.chance(25) { self.pick(bad) } else { self.pick(good) }
+    }
+
+    fn fresh(&mut self, stem: &str) -> String {
+        self.next += 1;
+        format!("{stem}{}", self.next)
+    }
+
+    fn front_matter(&mut self) -> String {
+        let epochs = self.mostly(&["1", "200"], &["0", "-1", "2.5"]);
+        let lr = self.mostly(&["0.1", "1e-3"], &["0", "\"fast\""]);
+        let good = ["", "[probe]\naggregate = \"gradcam\"\n", "[profile.quick]\nset = { w = 2 }\n"];
+        let extra = self.mostly(&good, &["[bogus]\n"]);
+        format!("+++\n[train]\nepochs = {epochs}\noptimizer = {{ kind = \"sgd\", lr = {lr} }}\n{extra}+++\n")
+    }
+
+    fn block(&mut self) -> String {
+        let name = self.fresh("blk");
+        let extra = self.rng.below(3);
+        let params: Vec<String> = (0..extra).map(|i| format!("p{i} = {}", 1 + self.rng.below(8))).collect();
+        let saved = (std::mem::take(&mut self.tensors), std::mem::take(&mut self.numbers));
+        self.tensors.push("x".into());
+        self.numbers.extend((0..extra).map(|i| format!("p{i}")));
+        let statements = 1 + self.rng.below(3);
+        let body = self.statements(statements);
+        let ret = self.tensor(2);
+        (self.tensors, self.numbers) = saved;
+        let head = std::iter::once("x".to_string()).chain(params).collect::<Vec<_>>().join(", ");
+        self.blocks.push((name.clone(), extra));
+        format!("block {name}({head}) {{\n{body}    return {ret}\n}}\n")
+    }
+
+    fn net(&mut self) -> String {
+        let channels = self.pick(&["3", "1", "4"]);
+        let size = self.mostly(&["8", "16", "32"], &["5", "1"]);
+        self.tensors.push("x".into());
+        self.numbers.push("w".into());
+        let statements = 1 + self.rng.below(6);
+        let body = self.statements(statements);
+        let head = self.tensor(2);
+        let classes = self.mostly(&["10", "2"], &["1", "0"]);
+        let probe = if self.chance(2) { format!("    probe p = {}\n", self.tensor(1)) } else { String::new() };
+        format!(
+            "net gen(w = {}) {{\n    input x: [{channels}, {size}, {size}]\n{body}{probe}    \
+             return {head} |> gap |> linear({classes})\n}}\n",
+            self.pick(&["1", "0.5", "2"])
+        )
+    }
+
+    fn statements(&mut self, n: usize) -> String {
+        let mut out = String::new();
+        for _ in 0..n {
+            if self.chance(4) {
+                let name = self.fresh("n");
+                out += &format!("    {name} = {}\n", self.number(2));
+                self.numbers.push(name);
+            } else {
+                let name = self.fresh("t");
+                out += &format!("    {name} = {}\n", self.tensor(3));
+                self.tensors.push(name);
+            }
+        }
+        out
+    }
+
+    fn number(&mut self, depth: usize) -> String {
+        if depth == 0 || self.chance(2) {
+            return match self.rng.below(3) {
+                0 if !self.numbers.is_empty() => self.numbers[self.rng.below(self.numbers.len())].clone(),
+                1 => self.pick(&["0", "1", "2", "3", "0.5", "64", "1e9", "7"]).to_string(),
+                _ => (1 + self.rng.below(16)).to_string(),
+            };
+        }
+        let op = self.pick(&["+", "-", "*", "/"]);
+        format!("({} {op} {})", self.number(depth - 1), self.number(depth - 1))
+    }
+
+    fn tensor(&mut self, depth: usize) -> String {
+        let name = self.tensors[self.rng.below(self.tensors.len())].clone();
+        if depth == 0 || self.chance(4) {
+            return name;
+        }
+        match self.rng.below(8) {
+            0 => format!("{} + {}", self.tensor(depth - 1), self.tensor(depth - 1)),
+            1 => format!("{} * {}", self.tensor(depth - 1), self.pick(&["0.5", "2", "(1 + x)"])),
+            2 => format!("concat({}, {})", self.tensor(depth - 1), self.tensor(depth - 1)),
+            3 if !self.blocks.is_empty() => {
+                let (block, extra) = self.blocks[self.rng.below(self.blocks.len())].clone();
+                let args: String = (0..self.rng.below(extra + 1)).map(|_| format!(", {}", self.number(1))).collect();
+                if self.chance(2) {
+                    let n = self.mostly(&["1", "2", "3"], &["0", "1001"]);
+                    format!(
+                        "({} |> repeat({n}) {block}{})",
+                        self.tensor(depth - 1),
+                        if args.is_empty() { String::new() } else { format!("({})", &args[2..]) }
+                    )
+                } else {
+                    format!("{block}({}{args})", self.tensor(depth - 1))
+                }
+            }
+            _ => {
+                let mut chain = self.tensor(depth - 1);
+                for _ in 0..1 + self.rng.below(4) {
+                    chain = format!("{chain} |> {}", self.op());
+                }
+                format!("({chain})")
+            }
+        }
+    }
+
+    /// One op as a pipe stage, with random arguments.
+    fn op(&mut self) -> String {
+        let c =
+            if self.chance(4) { self.number(1) } else { self.mostly(&["4", "8", "2 * 4"], &["0", "-2"]).to_string() };
+        match self.rng.below(11) {
+            0 => {
+                let k = self.pick(&["1", "3", "5", "2"]);
+                let opts = [
+                    ("stride", &["1", "2"][..]),
+                    ("pad", &["0", "1", "same"][..]),
+                    ("dilation", &["1", "2", "4"][..]),
+                    ("groups", &["1", "1", "2"][..]),
+                    ("bias", &["true", "false"][..]),
+                ];
+                let mut args = format!("conv({c}, {k}");
+                for (key, values) in opts {
+                    if self.chance(3) {
+                        args += &format!(", {key} = {}", self.pick(values));
+                    }
+                }
+                args + ")"
+            }
+            1 => "bn".into(),
+            2 => "relu".into(),
+            3 => "sigmoid".into(),
+            4 | 5 => {
+                let kind = self.pick(&["maxpool", "avgpool"]);
+                let k = self.pick(&["2", "3", "1"]);
+                let rest = self.mostly(
+                    &["", ", stride = 1", ", ceil = true"],
+                    &[", stride = 2, pad = 1", ", pad = 1, ceil = true"],
+                );
+                format!("{kind}({k}{rest})")
+            }
+            6 => {
+                let how = self.mostly(&["scale = 2", "size = [4, 4]", "like = x"], &["scale = 0.5", "size = 0"]);
+                let mode = self.pick(&[
+                    "",
+                    ", mode = bilinear",
+                    ", mode = bilinear, align_corners = true",
+                    ", mode = nearest",
+                ]);
+                format!("upsample({how}{mode})")
+            }
+            7 => format!("dropout({})", self.mostly(&["0.5", "0", "0.1"], &["1", "-1"])),
+            8 => "gap".into(),
+            9 => format!("conv({c}, 3, pad = same) |> bn |> relu"),
+            _ => format!("conv({c})"),
+        }
+    }
 }

@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 
 use super::load::Program;
 use super::ops;
-use crate::diag::{Code, Diagnostic, FileId, Loc, closest};
+use crate::diag::{Code, Diagnostic, FileId, Loc, Span, closest};
 use crate::graph::{Graph, Node, NodeId, Probe, ReceptiveField};
 use crate::syntax::ast::{self, BinOp, Expr, ExprKind, Stmt};
 
@@ -19,6 +19,12 @@ const MAX_NODES: usize = 100_000;
 const MAX_BLOCK_CALLS: usize = 100_000;
 const MAX_CALL_DEPTH: usize = 64;
 const MAX_REPEAT: usize = 1000;
+
+/// `stacker` grows the stack by this much whenever less than the red zone
+/// is left, so that recursion driven by the spec (expressions inside block
+/// calls inside expressions) cannot overflow it.
+pub(super) const RED_ZONE: usize = 128 * 1024;
+pub(super) const STACK_GROWTH: usize = 4 * 1024 * 1024;
 
 /// Words that name settings (`pad = same`, `mode = bilinear`). They evaluate
 /// to themselves unless the spec binds the name.
@@ -76,6 +82,8 @@ pub struct Builder<'p> {
     sources_text: Vec<&'p str>,
     nodes: Vec<Node>,
     taken: HashSet<String>,
+    /// The next suffix [`Builder::fresh_name`] tries for each name.
+    next_suffix: HashMap<String, usize>,
     probes: Vec<Probe>,
     diags: Vec<Diagnostic>,
     /// Block calls being expanded, innermost last: (block name, call site).
@@ -96,6 +104,7 @@ impl<'p> Builder<'p> {
             sources_text,
             nodes: Vec::new(),
             taken: HashSet::new(),
+            next_suffix: HashMap::new(),
             probes: Vec::new(),
             diags: Vec::new(),
             calls: Vec::new(),
@@ -118,6 +127,8 @@ impl<'p> Builder<'p> {
 
     fn text(&self, loc: Loc) -> String {
         let t = &self.sources_text[loc.file][loc.span.start..loc.span.end];
+        // Only the start is shown: read no more of a long chain than that.
+        let t = t.char_indices().nth(400).map_or(t, |(end, _)| &t[..end]);
         let t: String = t.split_whitespace().collect::<Vec<_>>().join(" ");
         if t.chars().count() > 40 { format!("{}...", t.chars().take(37).collect::<String>()) } else { t }
     }
@@ -140,14 +151,19 @@ impl<'p> Builder<'p> {
         }
     }
 
+    /// `base`, or `base_1`, `base_2`, ...: the first that is free. The next
+    /// suffix to try is remembered, so that a chain of a thousand `relu`s
+    /// does not try every taken name again for each new one.
     fn fresh_name(&mut self, scope: &Scope, base: &str) -> String {
-        let mut i = 0;
+        let qualified = scope.qualify(base);
+        let next = self.next_suffix.entry(qualified.clone()).or_insert(0);
         loop {
-            let candidate = if i == 0 { scope.qualify(base) } else { scope.qualify(&format!("{base}_{i}")) };
+            let i = *next;
+            *next += 1;
+            let candidate = if i == 0 { qualified.clone() } else { format!("{qualified}_{i}") };
             if self.taken.insert(candidate.clone()) {
                 return candidate;
             }
-            i += 1;
         }
     }
 
@@ -320,6 +336,10 @@ impl<'p> Builder<'p> {
     }
 
     fn check_names(&mut self, file: FileId, expr: &Expr, known: &HashSet<&str>) {
+        stacker::maybe_grow(RED_ZONE, STACK_GROWTH, || self.check_expr_names(file, expr, known));
+    }
+
+    fn check_expr_names(&mut self, file: FileId, expr: &Expr, known: &HashSet<&str>) {
         let loc = Loc { file, span: expr.span };
         match &expr.kind {
             ExprKind::Name(n) if !known.contains(n.as_str()) && !SYMBOLS.contains(&n.as_str()) => {
@@ -335,6 +355,10 @@ impl<'p> Builder<'p> {
             ExprKind::Binary { lhs, rhs, .. } => {
                 self.check_names(file, lhs, known);
                 self.check_names(file, rhs, known);
+            }
+            ExprKind::Pipe { head, stages } => {
+                self.check_names(file, head, known);
+                stages.iter().for_each(|s| self.check_names(file, s, known));
             }
             ExprKind::Call { callee, args } | ExprKind::Repeat { callee, args, .. } => {
                 if !ops::is_op(&callee.name) && !self.program.blocks.contains_key(&callee.name) {
@@ -509,6 +533,12 @@ impl<'p> Builder<'p> {
     // ----- expressions ---------------------------------------------------
 
     pub fn eval(&mut self, scope: &mut Scope, expr: &Expr) -> Value {
+        // Expressions are at most a thousand deep, but block calls nest
+        // expressions inside expressions: grow the stack rather than overflow.
+        stacker::maybe_grow(RED_ZONE, STACK_GROWTH, || self.eval_expr(scope, expr))
+    }
+
+    fn eval_expr(&mut self, scope: &mut Scope, expr: &Expr) -> Value {
         let loc = Loc { file: scope.file, span: expr.span };
         match &expr.kind {
             ExprKind::Number(n) => Value::Num(*n),
@@ -529,15 +559,31 @@ impl<'p> Builder<'p> {
                 let r = self.located(scope, rhs);
                 self.binary(scope, *op, l, r, loc)
             }
+            ExprKind::Call { .. } | ExprKind::Repeat { .. } => self.stage(scope, None, expr),
+            ExprKind::Pipe { head, stages } => {
+                let mut acc = self.located(scope, head);
+                for stage in stages {
+                    let value = self.stage(scope, Some(acc), stage);
+                    let loc = Loc { file: scope.file, span: Span::new(expr.span.start, stage.span.end) };
+                    acc = Located { value, loc, text: self.text(loc) };
+                }
+                acc.value
+            }
+        }
+    }
+
+    /// A call or a `repeat`, with the value piped into it, if any, as its
+    /// first argument.
+    fn stage(&mut self, scope: &mut Scope, piped: Option<Located>, expr: &Expr) -> Value {
+        let site = Loc { file: scope.file, span: expr.span };
+        match &expr.kind {
             ExprKind::Call { callee, args } => {
-                let args: Vec<(Option<ast::Ident>, Located)> =
-                    args.iter().map(|a| (a.name.clone(), self.located(scope, &a.value))).collect();
-                self.call(scope, callee, args, call_site(scope, callee, expr))
+                let mut evaluated: Vec<(Option<ast::Ident>, Located)> = piped.map(|p| (None, p)).into_iter().collect();
+                evaluated.extend(args.iter().map(|a| (a.name.clone(), self.located(scope, &a.value))));
+                self.call(scope, callee, evaluated, site)
             }
-            ExprKind::Repeat { keyword_at, count, callee, args } => {
-                let at = Loc { file: scope.file, span: crate::diag::Span::new(*keyword_at, expr.span.end) };
-                self.repeat(scope, count, callee, args, at)
-            }
+            ExprKind::Repeat { count, callee, args } => self.repeat(scope, count, callee, piped, args, site),
+            _ => unreachable!("a pipe stage is a call or a repeat"),
         }
     }
 
@@ -777,7 +823,15 @@ impl<'p> Builder<'p> {
         result.map_or(Value::Error, |r| r.value)
     }
 
-    fn repeat(&mut self, scope: &mut Scope, count: &Expr, callee: &ast::Ident, args: &[ast::Arg], loc: Loc) -> Value {
+    fn repeat(
+        &mut self,
+        scope: &mut Scope,
+        count: &Expr,
+        callee: &ast::Ident,
+        piped: Option<Located>,
+        args: &[ast::Arg],
+        loc: Loc,
+    ) -> Value {
         let count_loc = Loc { file: scope.file, span: count.span };
         let n = match self.eval(scope, count) {
             Value::Error => return Value::Error,
@@ -813,8 +867,8 @@ impl<'p> Builder<'p> {
             }
             return Value::Error;
         }
-        let mut evaluated: Vec<(Option<ast::Ident>, Located)> =
-            args.iter().map(|a| (a.name.clone(), self.located(scope, &a.value))).collect();
+        let mut evaluated: Vec<(Option<ast::Ident>, Located)> = piped.map(|p| (None, p)).into_iter().collect();
+        evaluated.extend(args.iter().map(|a| (a.name.clone(), self.located(scope, &a.value))));
         if !self.positional_first(&evaluated) || evaluated.iter().any(|(_, a)| matches!(a.value, Value::Error)) {
             return Value::Error;
         }
@@ -840,12 +894,6 @@ impl<'p> Builder<'p> {
         }
         current
     }
-}
-
-/// Errors about a call point from its callee to its end: in a pipe, the
-/// piped input before it is not part of the mistake.
-fn call_site(scope: &Scope, callee: &ast::Ident, call: &Expr) -> Loc {
-    Loc { file: scope.file, span: crate::diag::Span::new(callee.span.start.min(call.span.end), call.span.end) }
 }
 
 fn input_in_block(loc: Loc) -> Diagnostic {

@@ -1,7 +1,7 @@
 //! Reads the root spec and every file it `use`s, parses them, and gathers
 //! their blocks, net and front matter.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use crate::diag::{Code, Diagnostic, FileId, Loc, Sources, Span};
@@ -24,14 +24,69 @@ pub struct Program {
 pub fn load(root: &Path, text: String, sources: &mut Sources, diags: &mut Vec<Diagnostic>) -> Program {
     let mut program = Program { blocks: HashMap::new(), net: None, front_matter: None, incomplete: false };
     let root_id = sources.add(root.to_path_buf(), text);
-    let mut stack = vec![root_id];
+    let mut stack = Stack::default();
+    stack.push(root_id, root.to_path_buf());
     load_file(root_id, &mut stack, sources, diags, &mut program);
     program
 }
 
-fn load_file(
+/// The chain of `use`s being loaded, root first, with a set of its paths so
+/// that a long chain is checked for cycles in constant time per `use`.
+#[derive(Default)]
+struct Stack {
+    files: Vec<(FileId, PathBuf)>,
+    paths: HashSet<PathBuf>,
+}
+
+impl Stack {
+    fn push(&mut self, id: FileId, path: PathBuf) {
+        self.paths.insert(path.clone());
+        self.files.push((id, path));
+    }
+
+    fn pop(&mut self) {
+        if let Some((_, path)) = self.files.pop() {
+            self.paths.remove(&path);
+        }
+    }
+}
+
+/// The text of a file, from its bytes. A byte order mark at the start is
+/// skipped (some editors write one); bytes that are not UTF-8 give the text
+/// with U+FFFD in their place and an error at the first of them.
+pub(super) fn decode(bytes: Vec<u8>) -> (String, Option<(Span, String)>) {
+    let bytes = match bytes.strip_prefix(b"\xEF\xBB\xBF") {
+        Some(rest) => rest.to_vec(),
+        None => bytes,
+    };
+    match String::from_utf8(bytes) {
+        Ok(text) => (text, None),
+        Err(e) => {
+            let at = e.utf8_error().valid_up_to();
+            let byte = e.as_bytes()[at];
+            let text = String::from_utf8_lossy(e.as_bytes()).into_owned();
+            let span = Span::new(at, at + '\u{FFFD}'.len_utf8());
+            (text, Some((span, format!("byte 0x{byte:02X} is not UTF-8 text"))))
+        }
+    }
+}
+
+/// The located error for a file whose text [`decode`] could not read.
+pub(super) fn encoding_error(file: FileId, span: Span, message: String) -> Diagnostic {
+    Diagnostic::new(Code::Encoding, Loc { file, span }, message)
+        .hint("save the file as UTF-8; an editor set to Latin-1 or Windows-1252 writes bytes like this for `é` or `µ`")
+}
+
+fn load_file(id: FileId, stack: &mut Stack, sources: &mut Sources, diags: &mut Vec<Diagnostic>, program: &mut Program) {
+    // A chain of `use`s is as deep as the user makes it.
+    stacker::maybe_grow(super::eval::RED_ZONE, super::eval::STACK_GROWTH, || {
+        load_one_file(id, stack, sources, diags, program)
+    })
+}
+
+fn load_one_file(
     id: FileId,
-    stack: &mut Vec<FileId>,
+    stack: &mut Stack,
     sources: &mut Sources,
     diags: &mut Vec<Diagnostic>,
     program: &mut Program,
@@ -43,7 +98,7 @@ fn load_file(
             return diags.extend(errors);
         }
     };
-    let is_root = stack.len() == 1;
+    let is_root = stack.files.len() == 1;
     if let Some((text, span)) = ast.front_matter {
         if is_root {
             program.front_matter = Some((id, text, span));
@@ -60,10 +115,11 @@ fn load_file(
         let loc = Loc { file: id, span: u.span };
         let dir = sources.get(id).path.parent().map(Path::to_path_buf).unwrap_or_default();
         let path = normalize(&dir.join(&u.path));
-        if let Some(pos) = stack.iter().position(|f| sources.get(*f).path == path) {
-            let cycle: Vec<String> = stack[pos..]
+        if stack.paths.contains(&path) {
+            let pos = stack.files.iter().position(|(_, p)| *p == path).expect("the set mirrors the chain");
+            let cycle: Vec<String> = stack.files[pos..]
                 .iter()
-                .map(|f| sources.get(*f).path.display().to_string())
+                .map(|(_, p)| p.display().to_string())
                 .chain([path.display().to_string()])
                 .collect();
             diags.push(Diagnostic::new(Code::UseCycle, loc, format!("`use` cycle: {}", cycle.join(" -> "))));
@@ -72,10 +128,16 @@ fn load_file(
         if sources.find(&path).is_some() {
             continue; // Already loaded through another `use`.
         }
-        match std::fs::read_to_string(&path) {
-            Ok(text) => {
-                let child = sources.add(path, text);
-                stack.push(child);
+        match std::fs::read(&path) {
+            Ok(bytes) => {
+                let (text, bad) = decode(bytes);
+                let child = sources.add(path.clone(), text);
+                if let Some((span, message)) = bad {
+                    program.incomplete = true;
+                    diags.push(encoding_error(child, span, message));
+                    continue;
+                }
+                stack.push(child, path);
                 load_file(child, stack, sources, diags, program);
                 stack.pop();
             }

@@ -72,8 +72,15 @@ pub fn check_file(path: &Path) -> Result<Checked, Failure> {
 }
 
 fn read(path: &Path) -> Result<String, Failure> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => Ok(text),
+    match std::fs::read(path) {
+        Ok(bytes) => match load::decode(bytes) {
+            (text, None) => Ok(text),
+            (text, Some((span, message))) => {
+                let mut sources = Sources::default();
+                let file = sources.add(path.to_path_buf(), text);
+                Err(Failure { diagnostics: vec![load::encoding_error(file, span, message)], sources })
+            }
+        },
         Err(e) => Err(Failure {
             diagnostics: vec![Diagnostic::new(
                 Code::MissingFile,
@@ -105,7 +112,7 @@ fn build(path: &Path, text: String, overrides: &[(String, f64)], require_net: bo
         },
         None => Some(Recipe::default()),
     };
-    if require_net && program.net.is_none() && diags.iter().all(|d| d.code != Code::Syntax) {
+    if require_net && program.net.is_none() && diags.iter().all(|d| !matches!(d.code, Code::Syntax | Code::Encoding)) {
         diags.push(
             Diagnostic::new(Code::NetCount, Loc { file: 0, span: Span::new(0, 0) }, "the spec defines no `net`")
                 .hint("add `net name(...) { input x: [3, 32, 32] ... return ... }`"),

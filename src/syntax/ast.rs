@@ -1,5 +1,5 @@
 //! The syntax tree of one `.net` file. Every node keeps its span so that the
-//! compiler can point at it; pipes are already desugared into calls.
+//! compiler can point at it.
 
 use crate::diag::Span;
 
@@ -69,7 +69,7 @@ pub enum ExprKind {
         lhs: Box<Expr>,
         rhs: Box<Expr>,
     },
-    /// `f(args)`; `x |> f(args)` arrives here as `f(x, args)`.
+    /// `f(args)`.
     Call {
         callee: Ident,
         args: Vec<Arg>,
@@ -77,12 +77,17 @@ pub enum ExprKind {
     /// `repeat(count) f(args)`: `f` applied `count` times, each output fed to
     /// the next call as its first argument.
     Repeat {
-        /// Where the `repeat` keyword starts (a piped repeat's span starts
-        /// at its input).
-        keyword_at: usize,
         count: Box<Expr>,
         callee: Ident,
         args: Vec<Arg>,
+    },
+    /// `head |> f(a) |> g`: each stage is a `Call` or `Repeat` as written,
+    /// and receives the value so far as its first argument (`f(head, a)`).
+    /// Kept flat rather than nested, so that a chain of any length is walked
+    /// in a loop, never by recursion as deep as the chain.
+    Pipe {
+        head: Box<Expr>,
+        stages: Vec<Expr>,
     },
 }
 

@@ -14,8 +14,17 @@ struct Grammar;
 /// can exhaust the stack of the recursive-descent parser.
 const MAX_NESTING: usize = 64;
 
+/// Deeper expression trees than this (`1 + 1 + ...`, `- - x`) are refused,
+/// so that the compiler's recursive walks over them stay within the stack.
+/// Pipe chains do not count: they are kept flat, of any length.
+const MAX_EXPR_DEPTH: usize = 1000;
+
 /// At most this many syntax errors are reported for one file.
 const MAX_SYNTAX_ERRORS: usize = 20;
+
+/// Each error found means parsing the whole file again; in a file of many
+/// megabytes, fewer errors are looked for, so that this stays a few seconds.
+const MAX_REPARSED_BYTES: usize = 32 << 20;
 
 /// Parses one file, or reports its syntax errors.
 ///
@@ -24,9 +33,11 @@ const MAX_SYNTAX_ERRORS: usize = 20;
 /// the line must close every bracket it opens (blanking `net t() {` would
 /// make every later `}` an error), and no bracket may be left open before it.
 pub fn parse(file: FileId, text: &str) -> Result<File, Vec<Diagnostic>> {
+    check_characters(file, text).map_err(|d| vec![d])?;
     check_nesting(file, text).map_err(|d| vec![d])?;
     check_front_matter_closed(file, text).map_err(|d| vec![d])?;
     let mut errors = Vec::new();
+    let max_errors = (MAX_REPARSED_BYTES / text.len().max(1)).clamp(1, MAX_SYNTAX_ERRORS);
     let mut patched = text.to_string();
     let pairs = loop {
         match Grammar::parse(Rule::file, &patched) {
@@ -37,7 +48,7 @@ pub fn parse(file: FileId, text: &str) -> Result<File, Vec<Diagnostic>> {
                 let at = d.loc.expect("syntax errors have a place").span.start;
                 let bracket_open_before = !d.notes.is_empty();
                 errors.push(d);
-                if bracket_open_before || errors.len() == MAX_SYNTAX_ERRORS || !blank_line(&mut patched, at) {
+                if bracket_open_before || errors.len() == max_errors || !blank_line(&mut patched, at) {
                     return Err(errors);
                 }
             }
@@ -56,8 +67,8 @@ pub fn parse(file: FileId, text: &str) -> Result<File, Vec<Diagnostic>> {
                 let text = s.clone().into_inner().next().map_or("", |t| t.as_str());
                 ast.uses.push(Use { path: text.to_string(), span: span(&s) });
             }
-            Rule::block_def => ast.blocks.push(def(item)),
-            Rule::net_def => ast.nets.push(def(item)),
+            Rule::block_def => ast.blocks.push(def(file, item).map_err(|d| vec![d])?),
+            Rule::net_def => ast.nets.push(def(file, item).map_err(|d| vec![d])?),
             Rule::EOI => {}
             r => unreachable!("unexpected item {r:?}"),
         }
@@ -112,6 +123,23 @@ fn check_front_matter_closed(file: FileId, text: &str) -> Result<(), Diagnostic>
     }
 }
 
+/// Characters that are valid UTF-8 but no text editor shows: a NUL byte
+/// (the file is binary, or was cut short by a crash) and a byte order mark
+/// anywhere but the start (where reading the file skipped it).
+fn check_characters(file: FileId, text: &str) -> Result<(), Diagnostic> {
+    let Some((at, c)) = text.char_indices().find(|(_, c)| matches!(c, '\0' | '\u{FEFF}')) else {
+        return Ok(());
+    };
+    let loc = Loc { file, span: Span::new(at, at + c.len_utf8()) };
+    Err(if c == '\0' {
+        Diagnostic::new(Code::Encoding, loc, "a NUL byte (0x00) in the text")
+            .hint("a .net spec is text; this file may be binary, or damaged")
+    } else {
+        Diagnostic::new(Code::Encoding, loc, "a byte order mark (U+FEFF) inside the text")
+            .hint("delete it: a byte order mark belongs only at the very start of a file, if anywhere")
+    })
+}
+
 fn check_nesting(file: FileId, text: &str) -> Result<(), Diagnostic> {
     let mut depth = 0usize;
     let mut in_comment = false;
@@ -147,7 +175,7 @@ fn ident(pair: Pair<Rule>) -> Ident {
     Ident { name: pair.as_str().to_string(), span: span(&pair) }
 }
 
-fn def(pair: Pair<Rule>) -> Def {
+fn def(file: FileId, pair: Pair<Rule>) -> Result<Def, Diagnostic> {
     let def_span = span(&pair);
     let mut inner = pair.into_inner();
     let name = ident(inner.next().expect("definition has a name"));
@@ -159,59 +187,73 @@ fn def(pair: Pair<Rule>) -> Def {
                 for p in part.into_inner() {
                     let mut p = p.into_inner();
                     let name = ident(p.next().expect("param has a name"));
-                    params.push(Param { name, default: p.next().map(expr) });
+                    let default = p.next().map(|e| expr(file, e)).transpose()?.map(|(e, _)| e);
+                    params.push(Param { name, default });
                 }
             }
-            Rule::body => body = part.into_inner().map(stmt).collect(),
+            Rule::body => body = part.into_inner().map(|s| stmt(file, s)).collect::<Result<_, _>>()?,
             r => unreachable!("unexpected {r:?} in definition"),
         }
     }
     // The span of a definition is its header, which is where errors about
     // the whole definition (a missing `return`) should point.
     let header_end = name.span.end;
-    Def { name, params, body, span: Span::new(def_span.start, header_end) }
+    Ok(Def { name, params, body, span: Span::new(def_span.start, header_end) })
 }
 
-fn stmt(pair: Pair<Rule>) -> Stmt {
+fn stmt(file: FileId, pair: Pair<Rule>) -> Result<Stmt, Diagnostic> {
     let rule = pair.as_rule();
     let whole = span(&pair);
     let mut inner = pair.into_inner();
-    match rule {
+    Ok(match rule {
         Rule::input_stmt => {
             let name = ident(inner.next().expect("input name"));
-            Stmt::Input { name, shape: expr(inner.next().expect("input shape")) }
+            Stmt::Input { name, shape: expr(file, inner.next().expect("input shape"))?.0 }
         }
         Rule::assign_stmt => {
             let name = ident(inner.next().expect("assigned name"));
-            Stmt::Assign { name, value: expr(inner.next().expect("assigned value")) }
+            Stmt::Assign { name, value: expr(file, inner.next().expect("assigned value"))?.0 }
         }
         Rule::probe_stmt => {
             let name = ident(inner.next().expect("probe name"));
-            Stmt::Probe { name, value: inner.next().map(expr) }
+            Stmt::Probe { name, value: inner.next().map(|e| expr(file, e)).transpose()?.map(|(e, _)| e) }
         }
-        Rule::return_stmt => Stmt::Return { value: expr(inner.next().expect("returned value")), span: whole },
+        Rule::return_stmt => Stmt::Return { value: expr(file, inner.next().expect("returned value"))?.0, span: whole },
         r => unreachable!("unexpected statement {r:?}"),
-    }
+    })
 }
 
-fn expr(pair: Pair<Rule>) -> Expr {
+/// An expression and the depth of its tree, which is kept below
+/// [`MAX_EXPR_DEPTH`] so that no later walk over it can exhaust the stack.
+type Built = Result<(Expr, usize), Diagnostic>;
+
+fn expr(file: FileId, pair: Pair<Rule>) -> Built {
     let whole = span(&pair);
+    let leaf = |kind| Ok((Expr { kind, span: whole }, 1));
     match pair.as_rule() {
         Rule::expr => {
             let mut inner = pair.into_inner();
-            let mut acc = expr(inner.next().expect("pipe head"));
+            let (head, mut depth) = expr(file, inner.next().expect("pipe head"))?;
+            let mut stages = Vec::new();
             for stage in inner {
-                acc = pipe_stage(acc, stage);
+                let (stage, d) = stage_call(file, stage)?;
+                depth = depth.max(d);
+                stages.push(stage);
             }
-            acc
+            if stages.is_empty() {
+                return Ok((head, depth));
+            }
+            let at = stages[0].span;
+            let pipe = Expr { kind: ExprKind::Pipe { head: Box::new(head), stages }, span: whole };
+            deeper(file, pipe, depth, at)
         }
         Rule::sum | Rule::product => {
             let mut inner = pair.into_inner();
             let first = inner.next().expect("operand");
             let start = first.as_span().start();
-            let mut acc = expr(first);
-            while let Some(op) = inner.next() {
-                let op = match op.as_str() {
+            let (mut acc, mut depth) = expr(file, first)?;
+            while let Some(op_pair) = inner.next() {
+                let op = match op_pair.as_str() {
                     "+" => BinOp::Add,
                     "-" => BinOp::Sub,
                     "*" => BinOp::Mul,
@@ -219,83 +261,105 @@ fn expr(pair: Pair<Rule>) -> Expr {
                 };
                 let rhs_pair = inner.next().expect("right operand");
                 // Spans of operands include their parentheses.
-                let span = Span::new(start, rhs_pair.as_span().end());
-                let rhs = expr(rhs_pair);
-                acc = Expr { kind: ExprKind::Binary { op, lhs: Box::new(acc), rhs: Box::new(rhs) }, span };
+                let whole = Span::new(start, rhs_pair.as_span().end());
+                let (rhs, rhs_depth) = expr(file, rhs_pair)?;
+                let binary =
+                    Expr { kind: ExprKind::Binary { op, lhs: Box::new(acc), rhs: Box::new(rhs) }, span: whole };
+                (acc, depth) = deeper(file, binary, depth.max(rhs_depth), span(&op_pair))?;
             }
-            acc
+            Ok((acc, depth))
         }
         Rule::unary => {
             let parts: Vec<Pair<Rule>> = pair.into_inner().collect();
             let (negs, primary) = parts.split_at(parts.len() - 1);
-            let mut acc = expr(primary[0].clone());
+            let (mut acc, mut depth) = expr(file, primary[0].clone())?;
             for neg in negs.iter().rev() {
-                let span = Span::new(neg.as_span().start(), acc.span.end);
-                acc = Expr { kind: ExprKind::Neg(Box::new(acc)), span };
+                let whole = Span::new(neg.as_span().start(), acc.span.end);
+                let negated = Expr { kind: ExprKind::Neg(Box::new(acc)), span: whole };
+                (acc, depth) = deeper(file, negated, depth, span(neg))?;
             }
-            acc
+            Ok((acc, depth))
         }
-        Rule::number => Expr { kind: ExprKind::Number(pair.as_str().parse().unwrap_or(f64::INFINITY)), span: whole },
-        Rule::boolean => Expr { kind: ExprKind::Bool(pair.as_str() == "true"), span: whole },
-        Rule::ident => Expr { kind: ExprKind::Name(pair.as_str().to_string()), span: whole },
-        Rule::list => Expr { kind: ExprKind::List(pair.into_inner().map(expr).collect()), span: whole },
-        Rule::call => {
-            let (callee, args) = call_parts(pair);
-            Expr { kind: ExprKind::Call { callee, args }, span: whole }
+        Rule::number => leaf(ExprKind::Number(pair.as_str().parse().unwrap_or(f64::INFINITY))),
+        Rule::boolean => leaf(ExprKind::Bool(pair.as_str() == "true")),
+        Rule::ident => leaf(ExprKind::Name(pair.as_str().to_string())),
+        Rule::list => {
+            let (items, depth) = all(file, pair.into_inner())?;
+            deeper(
+                file,
+                Expr { kind: ExprKind::List(items), span: whole },
+                depth,
+                Span::new(whole.start, whole.start + 1),
+            )
         }
-        Rule::repeat_call => {
-            let mut inner = pair.into_inner();
-            let count = Box::new(expr(inner.next().expect("repeat count")));
-            let target = inner.next().expect("repeated call");
-            let (callee, args) = call_parts(target);
-            Expr { kind: ExprKind::Repeat { keyword_at: whole.start, count, callee, args }, span: whole }
-        }
+        Rule::call | Rule::repeat_call => stage_call(file, pair),
         r => unreachable!("unexpected expression {r:?}"),
     }
 }
 
-/// A call, or a bare name used as a call in a pipe (`x |> relu`).
-fn call_parts(pair: Pair<Rule>) -> (Ident, Vec<Arg>) {
+/// One more level on top of subexpressions `depth` deep, or an error at
+/// `at`, the operator or call that went past the limit.
+fn deeper(file: FileId, e: Expr, depth: usize, at: Span) -> Built {
+    if depth < MAX_EXPR_DEPTH {
+        return Ok((e, depth + 1));
+    }
+    let loc = Loc { file, span: at };
+    Err(Diagnostic::new(Code::Syntax, loc, format!("expression nested more than {MAX_EXPR_DEPTH} deep"))
+        .hint("give parts of it names: `a = ...` on a line of its own"))
+}
+
+fn all<'i>(file: FileId, pairs: impl Iterator<Item = Pair<'i, Rule>>) -> Result<(Vec<Expr>, usize), Diagnostic> {
+    let mut depth = 0;
+    let mut items = Vec::new();
+    for pair in pairs {
+        let (e, d) = expr(file, pair)?;
+        depth = depth.max(d);
+        items.push(e);
+    }
+    Ok((items, depth))
+}
+
+/// A call, a `repeat`, or a bare name used as a call in a pipe (`x |> relu`).
+fn stage_call(file: FileId, pair: Pair<Rule>) -> Built {
+    let whole = span(&pair);
+    if pair.as_rule() == Rule::repeat_call {
+        let mut inner = pair.into_inner();
+        let (count, count_depth) = expr(file, inner.next().expect("repeat count"))?;
+        let (callee, args, depth) = call_parts(file, inner.next().expect("repeated call"))?;
+        let kind = ExprKind::Repeat { count: Box::new(count), callee, args };
+        return deeper(
+            file,
+            Expr { kind, span: whole },
+            depth.max(count_depth),
+            Span::new(whole.start, whole.start + 6),
+        );
+    }
+    let (callee, args, depth) = call_parts(file, pair)?;
+    let at = callee.span;
+    deeper(file, Expr { kind: ExprKind::Call { callee, args }, span: whole }, depth, at)
+}
+
+fn call_parts(file: FileId, pair: Pair<Rule>) -> Result<(Ident, Vec<Arg>, usize), Diagnostic> {
     if pair.as_rule() == Rule::ident {
-        return (ident(pair), Vec::new());
+        return Ok((ident(pair), Vec::new(), 0));
     }
     let mut inner = pair.into_inner();
     let callee = ident(inner.next().expect("callee"));
-    let args = inner
-        .map(|arg| {
-            let a = arg.into_inner().next().expect("argument");
-            if a.as_rule() == Rule::named_arg {
-                let mut n = a.into_inner();
-                let name = ident(n.next().expect("argument name"));
-                Arg { name: Some(name), value: expr(n.next().expect("argument value")) }
-            } else {
-                Arg { name: None, value: expr(a) }
-            }
-        })
-        .collect();
-    (callee, args)
-}
-
-/// `input |> stage` becomes the stage's call with `input` as first argument.
-fn pipe_stage(input: Expr, stage: Pair<Rule>) -> Expr {
-    let stage_span = span(&stage);
-    let whole = Span::new(input.span.start, stage_span.end);
-    let piped = Arg { name: None, value: input };
-    let kind = match stage.as_rule() {
-        Rule::repeat_call => match expr(stage).kind {
-            ExprKind::Repeat { keyword_at, count, callee, mut args } => {
-                args.insert(0, piped);
-                ExprKind::Repeat { keyword_at, count, callee, args }
-            }
-            _ => unreachable!("repeat_call lowers to Repeat"),
-        },
-        _ => {
-            let (callee, mut args) = call_parts(stage);
-            args.insert(0, piped);
-            ExprKind::Call { callee, args }
-        }
-    };
-    Expr { kind, span: whole }
+    let mut depth = 0;
+    let mut args = Vec::new();
+    for arg in inner {
+        let a = arg.into_inner().next().expect("argument");
+        let (name, value) = if a.as_rule() == Rule::named_arg {
+            let mut n = a.into_inner();
+            (Some(ident(n.next().expect("argument name"))), n.next().expect("argument value"))
+        } else {
+            (None, a)
+        };
+        let (value, d) = expr(file, value)?;
+        depth = depth.max(d);
+        args.push(Arg { name, value });
+    }
+    Ok((callee, args, depth))
 }
 
 fn syntax_error(file: FileId, text: &str, e: pest::error::Error<Rule>) -> Diagnostic {
