@@ -143,6 +143,9 @@ enum Command {
         #[arg(long, default_value = "cpu")]
         device: String,
     },
+    /// Fetch a data set: `netc data get cifar10`.
+    #[command(subcommand)]
+    Data(DataCommand),
     /// Compare runs: a table (Markdown and CSV) of accuracy, size, speed and
     /// heatmap scores, and a figure of the same images at one probe, a column
     /// per run, on one colour scale.
@@ -162,6 +165,39 @@ enum Command {
         #[arg(long, default_value = "cpu")]
         device: String,
     },
+}
+
+#[derive(Subcommand)]
+enum DataCommand {
+    /// Download a data set's official archive, check its checksum and
+    /// unpack it, then print the `--data` that reads it.
+    ///
+    /// An interrupted download continues where it stopped when the same
+    /// command runs again; nothing is left in DIR's data folder unless the
+    /// whole archive arrived and checked out.
+    Get {
+        /// The data set: `cifar10` (the binary version, 162 MB).
+        #[arg(value_parser = parse_archive)]
+        name: netc::data::get::Archive,
+        /// The folder to unpack into; the specs read `data/cifar-10-batches-bin`.
+        #[arg(long, value_name = "DIR", default_value = "data")]
+        dir: PathBuf,
+        /// Download from this address instead (a mirror of the same archive).
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+        /// The SHA-256 the archive must have (default: the official archive's).
+        #[arg(long, value_name = "HEX")]
+        sha256: Option<String>,
+    },
+}
+
+fn parse_archive(name: &str) -> Result<netc::data::get::Archive, String> {
+    let known = netc::data::get::ARCHIVES;
+    known
+        .iter()
+        .find(|a| a.name == name)
+        .copied()
+        .ok_or_else(|| format!("unknown data set `{name}`; netc can get {}", known.map(|a| a.name).join(", ")))
 }
 
 /// A spec and the weights trained from it, for `netc eval` and `netc probe`.
@@ -300,7 +336,23 @@ fn cpu_device(name: &str, command: &str) -> Result<candle_core::Device, String> 
 }
 
 fn main() -> ExitCode {
+    restore_sigpipe();
     execute(Cli::parse().command).unwrap_or_else(|e| fail(&e))
+}
+
+/// Rust starts programs with SIGPIPE ignored, so that writing to a closed
+/// pipe is an error, and `println!` panics on that error. A command-line
+/// tool should end quietly instead when its reader goes away
+/// (`netc eval ... | head -1`), as `cat` and `grep` do: the default action
+/// ends the process with SIGPIPE (status 141 in a shell). Checkpoints are
+/// written atomically, so a run ended this way loses at most its last step.
+fn restore_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: resetting a signal to its default action at the start of
+    // `main`, before any thread starts, has no preconditions.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
 }
 
 /// Runs one command; an `Err` is printed by `fail` with exit code 1.
@@ -402,6 +454,16 @@ fn execute(command: Command) -> Result<ExitCode, String> {
             println!("heatmaps, figure.png and scores written to {}", out.display());
             Ok(ExitCode::SUCCESS)
         }
+        Command::Data(DataCommand::Get { name, dir, url, sha256 }) => {
+            let opts = netc::data::get::GetOptions { dir, url, sha256, progress: true };
+            let (dir, note) = match netc::data::get::get(&name, &opts)? {
+                netc::data::get::Got::Fetched(dir) => (dir, "downloaded, checked and unpacked into"),
+                netc::data::get::Got::AlreadyThere(dir) => (dir, "is already complete in"),
+            };
+            println!("{}: {note} {}", name.name, dir.display());
+            println!("train on it with `--data {}:{}`", name.name, dir.display());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Compare { runs, probe, heatmaps, out, device } => {
             let device = cpu_device(&device, "compare")?;
             let out = match out {
@@ -441,8 +503,7 @@ fn execute(command: Command) -> Result<ExitCode, String> {
                 Format::Json => netc::summary::json(&c.graph),
                 Format::Dot => netc::summary::dot(&c.graph),
             };
-            // A closed pipe (`| head`) is not an error worth a panic.
-            let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes());
+            print!("{text}");
             Ok(ExitCode::SUCCESS)
         }
     }

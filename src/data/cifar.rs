@@ -47,7 +47,12 @@ pub(super) fn load(
     let mut labels = Vec::new();
     for name in &names {
         let path = dir.join(name);
-        let bytes = std::fs::read(&path).map_err(|e| DataError::io(path.display(), e))?;
+        let bytes = std::fs::read(&path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => {
+                DataError::Missing { guide: super::get::cifar10_missing(&dir.display().to_string()) }
+            }
+            _ => DataError::io(path.display(), e),
+        })?;
         if bytes.is_empty() || bytes.len() % RECORD != 0 {
             return Err(DataError::bad(
                 path.display(),

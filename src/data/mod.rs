@@ -11,6 +11,7 @@
 mod batch;
 mod cifar;
 mod folder;
+pub mod get;
 mod synthetic;
 
 use std::fmt;
@@ -119,6 +120,8 @@ pub enum DataError {
     Bad { path: String, entry: Option<String>, what: String },
     /// The data set cannot give images of the requested shape.
     Shape { data: String, what: String },
+    /// The data set is not where the spec says, with what to do about it.
+    Missing { guide: String },
 }
 
 impl DataError {
@@ -142,6 +145,7 @@ impl fmt::Display for DataError {
             DataError::Bad { path, entry: None, what } => write!(f, "{path}: {what}"),
             DataError::Bad { path, entry: Some(entry), what } => write!(f, "{path}: {entry}: {what}"),
             DataError::Shape { data, what } => write!(f, "{data}: {what}"),
+            DataError::Missing { guide } => f.write_str(guide),
         }
     }
 }
