@@ -258,7 +258,7 @@ pub fn cifar10_missing(dir: &str) -> String {
         _ => format!("netc data get {}", a.name),
     };
     format!(
-        "CIFAR-10 is not in `{dir}` (it has no data_batch_1.bin).\n\
+        "CIFAR-10 is not in `{dir}` (no data_batch_1.bin or test_batch.bin there).\n\
          \x20 CIFAR-10 is {about}.\n\
          \x20 To get it, run\n\
          \x20     {get}\n\
