@@ -47,11 +47,15 @@ pub(super) fn load(
     let mut labels = Vec::new();
     for name in &names {
         let path = dir.join(name);
-        let bytes = std::fs::read(&path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => {
+        let bytes = std::fs::read(&path).map_err(|e| {
+            // No CIFAR-10 at all there: say what it is and how to get it. A
+            // folder with part of it gets the name of the missing file.
+            let absent = ["data_batch_1.bin", "test_batch.bin"].iter().all(|f| !dir.join(f).exists());
+            if e.kind() == std::io::ErrorKind::NotFound && absent {
                 DataError::Missing { guide: super::get::cifar10_missing(&dir.display().to_string()) }
+            } else {
+                DataError::io(path.display(), e)
             }
-            _ => DataError::io(path.display(), e),
         })?;
         if bytes.is_empty() || bytes.len() % RECORD != 0 {
             return Err(DataError::bad(
