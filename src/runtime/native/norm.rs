@@ -7,6 +7,7 @@
 //! elements, at least [`WIDE`]) against per-channel constants repeated `r`
 //! times, and fold the sums back to `c` channels at the end.
 
+use multiversion::multiversion;
 use rayon::prelude::*;
 
 use super::par::{for_rows, part_count, split};
@@ -74,15 +75,83 @@ pub fn scale_shift(x: &[f32], c: usize, scale: &[f32], shift: &[f32], relu: bool
     for_rows(y, width, |first_row, out| {
         let first = first_row * width;
         for (r, row) in out.chunks_mut(width).enumerate() {
-            let src = &x[first + r * width..][..row.len()];
-            let terms = row.iter_mut().zip(src).zip(&scale).zip(&shift);
-            if relu {
-                terms.for_each(|(((o, v), a), b)| *o = (v * a + b).max(0.0));
-            } else {
-                terms.for_each(|(((o, v), a), b)| *o = v * a + b);
-            }
+            scale_shift_row(&x[first + r * width..][..row.len()], &scale, &shift, relu, row);
         }
     });
+}
+
+// The loops below are compiled once per instruction set (AVX-512, AVX2 +
+// FMA, SSE4.2, and the plain target) and chosen at run time: a plain x86-64
+// build would otherwise run them in SSE2, up to 8x slower (docs/decisions.md, 22).
+
+#[multiversion(targets = "simd")]
+fn scale_shift_row(x: &[f32], scale: &[f32], shift: &[f32], relu: bool, y: &mut [f32]) {
+    let terms = y.iter_mut().zip(x).zip(scale).zip(shift);
+    if relu {
+        terms.for_each(|(((o, v), a), b)| *o = (v * a + b).max(0.0));
+    } else {
+        terms.for_each(|(((o, v), a), b)| *o = v * a + b);
+    }
+}
+
+/// Adds `x - x0` and its square to the block sums `s`, `q`.
+#[multiversion(targets = "simd")]
+fn add_centred_sums(x: &[f32], x0: &[f32], s: &mut [f32], q: &mut [f32]) {
+    for (((v, z), s), q) in x.iter().zip(x0).zip(s.iter_mut()).zip(q.iter_mut()) {
+        let d = v - z;
+        *s += d;
+        *q += d * d;
+    }
+}
+
+/// Adds `g` and `g * (x - mean)` to the block sums `s`, `q`, with `g` the
+/// gradient `dy` masked by the fused ReLU's output `y`, if any.
+#[multiversion(targets = "simd")]
+fn add_gradient_sums(x: &[f32], dy: &[f32], y: Option<&[f32]>, mean: &[f32], s: &mut [f32], q: &mut [f32]) {
+    let terms = s.iter_mut().zip(q.iter_mut()).zip(x).zip(dy).zip(mean);
+    match y {
+        Some(y) => {
+            for (((((s, q), v), g), m), out) in terms.zip(y) {
+                let g = if *out > 0.0 { *g } else { 0.0 };
+                *s += g;
+                *q += g * (v - m);
+            }
+        }
+        None => {
+            for ((((s, q), v), g), m) in terms {
+                *s += g;
+                *q += g * (v - m);
+            }
+        }
+    }
+}
+
+/// One wide row of the input gradient: `a * g + b * (x - mean) + d`, added
+/// to `dx` or written over it.
+#[allow(clippy::too_many_arguments)]
+#[multiversion(targets = "simd")]
+fn input_gradient_row(
+    x: &[f32],
+    dy: &[f32],
+    y: Option<&[f32]>,
+    [mean, a, b, d]: [&[f32]; 4],
+    add: bool,
+    dx: &mut [f32],
+) {
+    let terms = dx.iter_mut().zip(x).zip(dy).zip(mean).zip(a).zip(b).zip(d);
+    match y {
+        Some(y) => {
+            for (((((((o, v), g), m), a), b), d), out) in terms.zip(y) {
+                let g = if *out > 0.0 { *g } else { 0.0 };
+                *o = if add { *o } else { 0.0 } + a * g + b * (v - m) + d;
+            }
+        }
+        None => {
+            for ((((((o, v), g), m), a), b), d) in terms {
+                *o = if add { *o } else { 0.0 } + a * g + b * (v - m) + d;
+            }
+        }
+    }
 }
 
 /// The batch's per-channel mean and biased variance, in one pass: the
@@ -91,13 +160,7 @@ pub fn scale_shift(x: &[f32], c: usize, scale: &[f32], shift: &[f32], relu: bool
 pub fn batch_stats(x: &[f32], c: usize) -> (Vec<f64>, Vec<f64>) {
     let count = (x.len() / c) as f64;
     let x0 = repeat(&x[..c], wide(c));
-    let (s, q) = channel_sums(x.len(), c, |range, s, q| {
-        for (((v, z), s), q) in x[range].iter().zip(&x0).zip(s.iter_mut()).zip(q.iter_mut()) {
-            let d = v - z;
-            *s += d;
-            *q += d * d;
-        }
-    });
+    let (s, q) = channel_sums(x.len(), c, |range, s, q| add_centred_sums(&x[range], &x0, s, q));
     let shift: Vec<f64> = s.iter().map(|s| s / count).collect();
     let mean = shift.iter().zip(&x0).map(|(d, v)| d + *v as f64).collect();
     let var = q.iter().zip(&shift).map(|(q, d)| (q / count - d * d).max(0.0)).collect();
@@ -133,23 +196,7 @@ pub fn backward(
     let mean_wide = repeat(&mean.iter().map(|m| *m as f32).collect::<Vec<_>>(), width);
     // sum(dy) and sum(dy * (x - mean)), the ReLU's mask applied to dy.
     let (sum_dy, sum_dy_xc) = channel_sums(x.len(), c, |range, s, q| {
-        let (xs, gs) = (&x[range.clone()], &dy[range.clone()]);
-        let terms = s.iter_mut().zip(q.iter_mut()).zip(xs).zip(gs).zip(&mean_wide);
-        match y {
-            Some(y) => {
-                for (((((s, q), v), g), m), out) in terms.zip(&y[range]) {
-                    let g = if *out > 0.0 { *g } else { 0.0 };
-                    *s += g;
-                    *q += g * (v - m);
-                }
-            }
-            None => {
-                for ((((s, q), v), g), m) in terms {
-                    *s += g;
-                    *q += g * (v - m);
-                }
-            }
-        }
+        add_gradient_sums(&x[range.clone()], &dy[range.clone()], y.map(|y| &y[range]), &mean_wide, s, q)
     });
     let invstd: Vec<f64> = var.iter().map(|v| 1.0 / (v + eps).sqrt()).collect();
     for ch in 0..c {
@@ -172,23 +219,9 @@ pub fn backward(
     for_rows(dx, width, |first_row, out| {
         let first = first_row * width;
         for (r, row) in out.chunks_mut(width).enumerate() {
-            let start = first + r * width;
-            let range = start..start + row.len();
-            let (xs, gs) = (&x[range.clone()], &dy[range.clone()]);
-            let terms = row.iter_mut().zip(xs).zip(gs).zip(&mean_wide).zip(&a).zip(&b).zip(&d);
-            match y {
-                Some(y) => {
-                    for (((((((o, v), g), m), a), b), d), out) in terms.zip(&y[range]) {
-                        let g = if *out > 0.0 { *g } else { 0.0 };
-                        *o = if add { *o } else { 0.0 } + a * g + b * (v - m) + d;
-                    }
-                }
-                None => {
-                    for ((((((o, v), g), m), a), b), d) in terms {
-                        *o = if add { *o } else { 0.0 } + a * g + b * (v - m) + d;
-                    }
-                }
-            }
+            let range = first + r * width..first + r * width + row.len();
+            let (xs, gs, ys) = (&x[range.clone()], &dy[range.clone()], y.map(|y| &y[range]));
+            input_gradient_row(xs, gs, ys, [&mean_wide, &a, &b, &d], add, row);
         }
     });
 }
