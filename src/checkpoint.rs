@@ -72,10 +72,16 @@ pub fn save(
         all.insert(format!("{DATA}{k}"), Tensor::new(&v, &Device::Cpu).map_err(|e| e.to_string())?);
     }
     let tmp = temp_path(path);
-    let fail = |e: String| format!("cannot write checkpoint `{}`: {e}", path.display());
-    candle_core::safetensors::save(&all, &tmp).map_err(|e| fail(e.to_string()))?;
-    std::fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(|e| fail(e.to_string()))?;
-    std::fs::rename(&tmp, path).map_err(|e| fail(e.to_string()))
+    let written = candle_core::safetensors::save(&all, &tmp)
+        .map_err(|e| e.to_string())
+        .and_then(|()| std::fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(|e| e.to_string()))
+        .and_then(|()| std::fs::rename(&tmp, path).map_err(|e| e.to_string()));
+    written.map_err(|e| {
+        // A full disk fails the write part-way: the previous checkpoint is
+        // untouched, and the torn copy must not take the space it needs.
+        let _ = std::fs::remove_file(&tmp);
+        format!("cannot write checkpoint `{}`: {e}; the previous checkpoint is kept", path.display())
+    })
 }
 
 fn scalar(v: f64) -> Result<Tensor, String> {
