@@ -4,7 +4,7 @@
 // stdio. Plain JavaScript, so there is no build step.
 
 const vscode = require('vscode');
-const { LanguageClient, TransportKind } = require('vscode-languageclient/node');
+const { LanguageClient } = require('vscode-languageclient/node');
 
 let client;
 
@@ -15,19 +15,18 @@ function serverPath() {
 
 async function startServer() {
   const command = serverPath();
-  const serverOptions = {
-    command,
-    args: ['lsp'],
-    transport: TransportKind.stdio,
-  };
+  // No `transport` on purpose: the client then talks over the process's
+  // stdin and stdout without adding `--stdio` to the arguments, so the server
+  // runs as exactly `netc lsp`.
+  const serverOptions = { command, args: ['lsp'] };
   const clientOptions = {
     documentSelector: [
       { scheme: 'file', language: 'netc' },
       { scheme: 'untitled', language: 'netc' },
     ],
   };
-  client = new LanguageClient('netc', 'netc language server', serverOptions, clientOptions);
   try {
+    client = new LanguageClient('netc', 'netc language server', serverOptions, clientOptions);
     await client.start();
   } catch (err) {
     // Highlighting does not need the server: say what failed and go on.
