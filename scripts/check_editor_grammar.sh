@@ -4,6 +4,8 @@
 # say, and a few scopes are what they should be (an op name, a named
 # argument, a comment, a TOML key in the front matter). Runs the grammar
 # through vscode-textmate and vscode-oniguruma, the engine VS Code uses.
+# Then activates the extension outside VS Code against a fake server: it
+# starts exactly `netc lsp` and survives a missing netc.
 #
 #   scripts/check_editor_grammar.sh            # exit 1 on any difference
 #   scripts/check_editor_grammar.sh --update   # rewrite the snapshots instead
@@ -16,3 +18,4 @@ command -v node >/dev/null || { echo "needs Node.js (node) and npm" >&2; exit 2;
 command -v npm >/dev/null || { echo "needs npm" >&2; exit 2; }
 npm ci --no-audit --no-fund --ignore-scripts --loglevel=error >/dev/null
 node test/tokenize.js "$@"
+node test/extension-smoke.js
