@@ -229,6 +229,11 @@ const CHECKS = [
     line: 'stem(x)', token: 'stem', scope: 'entity.name.function.block.netc',
   },
   {
+    what: 'a keyword after a nameless `block` (mid-edit) stays a keyword',
+    src: 'block\nnet n {\n}\n',
+    line: 'net n', token: 'n', scope: 'entity.name.type.net.netc',
+  },
+  {
     what: 'a net name at its definition',
     src: 'net ours(classes = 10, width = 1.0) {\n    input x: [3, 32, 32]\n    return x\n}\n',
     line: 'net ours', token: 'ours', scope: 'entity.name.type.net.netc',
