@@ -324,6 +324,11 @@ const CHECKS = [
     line: 'return_1', token: 'input_x', scope: 'variable.other.netc',
   },
   {
+    what: 'a stray character is marked, as netc rejects it',
+    src: 'net n {\n    y = conv(x, 64, 3);\n}\n',
+    line: 'y =', token: ';', scope: 'invalid.illegal.character.netc',
+  },
+  {
     what: 'the return keyword',
     src: 'net n {\n    return (a + b) |> relu\n}\n',
     line: 'return', token: 'return', scope: 'keyword.control.return.netc', not: ['entity.name.function.call.netc'],
