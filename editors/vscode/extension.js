@@ -3,14 +3,19 @@
 // package.json; this file only starts the language server, `netc lsp`, over
 // stdio. Plain JavaScript, so there is no build step.
 
+const os = require('os');
+const path = require('path');
 const vscode = require('vscode');
 const { LanguageClient } = require('vscode-languageclient/node');
 
 let client;
 
+// netc.serverPath, with a leading `~/` made the home folder (no shell runs
+// the command to do it).
 function serverPath() {
   const configured = vscode.workspace.getConfiguration('netc').get('serverPath');
-  return (typeof configured === 'string' && configured.trim()) || 'netc';
+  const command = (typeof configured === 'string' && configured.trim()) || 'netc';
+  return command.startsWith('~/') ? path.join(os.homedir(), command.slice(2)) : command;
 }
 
 async function startServer() {
