@@ -280,3 +280,74 @@ fn the_shipped_specs_pass_fmt_check() {
     let (code, out, err) = netc(&args, "");
     assert_eq!((code, out.as_str(), err.as_str()), (0, "", ""));
 }
+
+/// The shipped specs, with their text.
+fn shipped() -> Vec<(PathBuf, String)> {
+    seeds().into_iter().filter(|(path, _)| path.starts_with("specs")).collect()
+}
+
+/// Where the front matter of a spec ends (0 without one).
+fn after_front_matter(text: &str) -> usize {
+    if !text.starts_with("+++") {
+        return 0;
+    }
+    text[3..].find("\n+++").map_or(0, |i| 3 + i + 4)
+}
+
+#[test]
+fn spacing_within_lines_does_not_change_the_result() {
+    let word = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '"';
+    let mut rng = Rng(0x0123_4567_89AB_CDEF);
+    for (path, text) in shipped() {
+        for _ in 0..20 {
+            let start = after_front_matter(&text);
+            let mut out = text[..start].to_string();
+            for line in text[start..].split_inclusive('\n') {
+                if line.contains('#') {
+                    out.push_str(line); // an end-of-line comment keeps its distance from the start
+                    continue;
+                }
+                let chars: Vec<char> = line.chars().collect();
+                let mut i = 0;
+                while i < chars.len() {
+                    if chars[i] != ' ' {
+                        out.push(chars[i]);
+                        i += 1;
+                        continue;
+                    }
+                    let end = (i..chars.len()).find(|j| chars[*j] != ' ').unwrap_or(chars.len());
+                    let between_words = i > 0 && word(chars[i - 1]) && end < chars.len() && word(chars[end]);
+                    let n = if between_words { 1 + rng.below(3) } else { rng.below(3) };
+                    out.extend(std::iter::repeat_n(if rng.below(4) == 0 { '\t' } else { ' ' }, n));
+                    i = end;
+                }
+            }
+            assert_eq!(fmt(&out), text, "{} with other spacing formats differently:\n{out}", path.display());
+        }
+    }
+}
+
+#[test]
+fn comments_between_any_two_tokens_are_kept_and_change_nothing_else() {
+    let mut rng = Rng(0xFEED_FACE_CAFE_BEEF);
+    for (path, text) in shipped() {
+        let start = after_front_matter(&text);
+        let spaces: Vec<usize> = text[start..]
+            .match_indices(' ')
+            .map(|(i, _)| start + i)
+            .filter(|i| !text[..*i].rsplit('\n').next().is_some_and(|line| line.contains('#')))
+            .collect();
+        for case in 0..30 {
+            let mut spec = text.clone();
+            let mut at: Vec<usize> = (0..3).map(|_| spaces[rng.below(spaces.len())]).collect();
+            at.sort_unstable();
+            for (n, i) in at.iter().enumerate().rev() {
+                spec.insert_str(*i, &format!(" # inserted {n}\n"));
+            }
+            let once = assert_formatting_keeps_meaning(&path, &spec);
+            for n in 0..at.len() {
+                assert!(once.contains(&format!("# inserted {n}\n")), "case {case}: comment {n} lost:\n{once}");
+            }
+        }
+    }
+}
