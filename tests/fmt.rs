@@ -256,6 +256,22 @@ fn fmt_refuses_a_file_with_syntax_errors_as_check_does_and_leaves_it_untouched()
 }
 
 #[test]
+fn fmt_reports_a_missing_file_as_check_does_and_follows_symbolic_links() {
+    let dir = scratch("links");
+    let missing = dir.join("missing.net");
+    let (code, _, err) = netc(&["fmt", missing.to_str().unwrap()], "");
+    assert_eq!(code, 1);
+    assert!(err.starts_with("error[E0003]: cannot read"), "{err}");
+    let (target, link) = (dir.join("target.net"), dir.join("link.net"));
+    std::fs::write(&target, MESSY).unwrap();
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let (code, _, _) = netc(&["fmt", link.to_str().unwrap()], "");
+    assert_eq!(code, 0);
+    assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink(), "the link was replaced by a file");
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), TIDY);
+}
+
+#[test]
 fn fmt_dash_reads_stdin_and_writes_stdout() {
     assert_eq!(netc(&["fmt", "-"], MESSY), (0, TIDY.to_string(), String::new()));
     assert_eq!(netc(&["fmt", "--check", "-"], MESSY).0, 1);

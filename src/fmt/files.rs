@@ -22,7 +22,10 @@ const BOM: &[u8] = b"\xEF\xBB\xBF";
 /// errors (as `netc check` prints them) or why the file cannot be read or
 /// written; the file is then untouched.
 pub fn format_file(path: &Path, check: bool) -> Result<Outcome, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("error: cannot read `{}`: {e}\n", path.display()))?;
+    let bytes = std::fs::read(path).map_err(|e| {
+        let d = Diagnostic::new(Code::MissingFile, None, format!("cannot read `{}`: {e}", path.display()));
+        render_all(&[d], &Sources::default())
+    })?;
     let (bom, formatted) = format_bytes(path, &bytes)?;
     let mut out = if bom { BOM.to_vec() } else { Vec::new() };
     out.extend_from_slice(formatted.as_bytes());
@@ -69,8 +72,10 @@ fn format_bytes(path: &Path, bytes: &[u8]) -> Result<(bool, String), String> {
 
 /// Writes `bytes` to a temporary file beside `path` (with `path`'s
 /// permissions), then renames it over `path`: a reader sees the old file
-/// or the new one, never part of one.
+/// or the new one, never part of one. A symbolic link stays a link: the
+/// file it points to is the one replaced.
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let path = &std::fs::canonicalize(path)?;
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let name = path.file_name().map_or("spec".into(), |n| n.to_string_lossy().into_owned());
     let temp = dir.join(format!(".{name}.fmt-{}.tmp", std::process::id()));
