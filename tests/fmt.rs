@@ -102,6 +102,11 @@ fn layout_rules_on_small_inputs() {
             "net n(){input x:[1,2,2]\ny=x\n|>relu\n|>relu\nreturn y}",
             "net n() {\n    input x: [1, 2, 2]\n    y = x\n        |> relu\n        |> relu\n    return y\n}\n",
         ),
+        // A comment between statements may follow a blank line; inside one it may not.
+        (
+            "net n(){input x:[1,2,2]\n\n# a\ny=x\n\n# b\n|>relu\nreturn y}",
+            "net n() {\n    input x: [1, 2, 2]\n\n    # a\n    y = x\n        # b\n        |> relu\n    return y\n}\n",
+        ),
         // CRLF line ends and trailing blanks go; a final newline comes.
         (
             "net n() {\r\n  input x: [1, 2, 2]   \r\n  return x # done  \r\n}",

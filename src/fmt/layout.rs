@@ -58,7 +58,16 @@ pub fn layout(tokens: &[Token]) -> String {
                     line.comment = Some((t.text.to_string(), t.column));
                 }
                 _ => {
-                    let blank_before = !after_open && (force_blank || t.newlines >= 2);
+                    // A blank line may come before a comment between
+                    // statements or definitions, not inside a statement.
+                    let boundary = brackets.is_empty()
+                        && next_code[i].is_none_or(|n| {
+                            let next = &tokens[n];
+                            next.is("}")
+                                || (brace == 0 && starts_item(next))
+                                || (brace > 0 && starts_statement(tokens, &next_code, n, prev))
+                        });
+                    let blank_before = !after_open && boundary && (force_blank || t.newlines >= 2);
                     lines.push(Line {
                         comment: Some((t.text.to_string(), t.column)),
                         comment_only: true,
@@ -72,9 +81,7 @@ pub fn layout(tokens: &[Token]) -> String {
         }
 
         let unary = t.is("-") && !prev.is_some_and(ends_operand);
-        let item = brace == 0
-            && brackets.is_empty()
-            && (t.kind == Kind::FrontMatter || ["use", "block", "net"].iter().any(|w| t.is_word(w)));
+        let item = brace == 0 && brackets.is_empty() && starts_item(t);
         let statement = brace > 0 && brackets.is_empty() && starts_statement(tokens, &next_code, i, prev);
         let last_has_comment = lines.last().is_none_or(|l| l.comment.is_some());
         let new_line = if t.is("}") {
@@ -156,6 +163,12 @@ fn next_code_tokens(tokens: &[Token]) -> Vec<Option<usize>> {
         }
     }
     next
+}
+
+/// Whether a token at the top level begins a definition, a `use` or the
+/// front matter.
+fn starts_item(t: &Token) -> bool {
+    t.kind == Kind::FrontMatter || ["use", "block", "net"].iter().any(|w| t.is_word(w))
 }
 
 /// Whether token `i`, outside brackets in a body, begins a statement:

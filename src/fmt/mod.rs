@@ -25,7 +25,9 @@ const FILE: crate::diag::FileId = 0;
 /// `text` in the canonical layout, or its syntax errors (file id 0).
 ///
 /// A byte order mark at the start is kept, and the spans of the errors are
-/// offsets into `text` as given.
+/// offsets into `text` as given. Should the layout ever fail its own check
+/// (the same tokens, the same syntax tree), which would be a bug in netc
+/// fmt, the error is one diagnostic without a place, and nothing changes.
 pub fn format_source(text: &str) -> Result<String, Vec<Diagnostic>> {
     const BOM: char = '\u{FEFF}';
     let Some(rest) = text.strip_prefix(BOM) else {
