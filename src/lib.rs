@@ -2,7 +2,8 @@
 //!
 //! The phases, each with one job (see ARCHITECTURE.md):
 //! [`syntax`] text -> AST; [`compile`] AST -> [`graph::Graph`] + [`recipe::Recipe`];
-//! [`summary`] views of a graph; [`fmt`] lays out spec text (on top of [`syntax`]). Nothing after the Graph IR reads spec text.
+//! [`summary`] views of a graph. Nothing after the Graph IR reads spec text.
+//! [`fmt`] lays out spec text in the canonical layout, on top of [`syntax`].
 
 pub mod bench;
 pub mod checkpoint;
