@@ -3,6 +3,7 @@
 //! The phases, each with one job (see ARCHITECTURE.md):
 //! [`syntax`] text -> AST; [`compile`] AST -> [`graph::Graph`] + [`recipe::Recipe`];
 //! [`summary`] views of a graph. Nothing after the Graph IR reads spec text.
+//! [`fmt`] lays out spec text in the canonical layout, on top of [`syntax`].
 
 pub mod bench;
 pub mod checkpoint;
@@ -10,6 +11,7 @@ pub mod compile;
 pub mod data;
 pub mod diag;
 pub mod figure;
+pub mod fmt;
 pub mod graph;
 pub mod probe;
 pub mod recipe;

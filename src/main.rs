@@ -143,6 +143,20 @@ enum Command {
         #[arg(long, default_value = "cpu")]
         device: String,
     },
+    /// Rewrite specs in the one canonical layout, keeping every comment.
+    ///
+    /// Files are rewritten in place (atomically) and named when they change;
+    /// `-` formats stdin to stdout. A file with syntax errors is left as it
+    /// is, with the errors `netc check` prints. Exits 1 on errors, or with
+    /// `--check` when any file would change.
+    Fmt {
+        /// Change nothing; name the files that would change.
+        #[arg(long)]
+        check: bool,
+        /// Spec files (`.net`), or `-` for stdin.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
     /// Fetch a data set: `netc data get cifar10`.
     #[command(subcommand)]
     Data(DataCommand),
@@ -454,6 +468,7 @@ fn execute(command: Command) -> Result<ExitCode, String> {
             println!("heatmaps, figure.png and scores written to {}", out.display());
             Ok(ExitCode::SUCCESS)
         }
+        Command::Fmt { check, files } => Ok(ExitCode::from(netc::fmt::command(&files, check))),
         Command::Data(DataCommand::Get { name, dir, url, sha256 }) => {
             let opts = netc::data::get::GetOptions { dir, url, sha256, progress: true };
             let (dir, note) = match netc::data::get::get(&name, &opts)? {

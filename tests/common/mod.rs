@@ -1,6 +1,8 @@
 //! One-line helpers shared by the data-driven tests.
 #![allow(dead_code)] // Each test crate uses some of them.
 
+pub mod generate;
+
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
