@@ -86,6 +86,8 @@ pub enum Code {
     FrontMatter,
     /// A `use`d file cannot be read.
     MissingFile,
+    /// A recipe value out of its range, or two that do not fit together.
+    RecipeValue,
     /// Files `use` each other in a cycle.
     UseCycle,
     /// No `net` in the spec, or more than one.
@@ -118,6 +120,7 @@ impl Code {
             Code::Syntax => "E0001",
             Code::FrontMatter => "E0002",
             Code::MissingFile => "E0003",
+            Code::RecipeValue => "E0006",
             Code::UseCycle => "E0004",
             Code::NetCount => "E0005",
             Code::Duplicate => "E0101",
