@@ -17,11 +17,12 @@ pub fn write_report(dir: &Path, graph: &Graph, recipe: &Recipe, probes: Option<&
     let mut md = format!("# {}\n\n", graph.name);
     let _ = writeln!(
         md,
-        "{} parameters, {} multiply-adds per image. Data: `{}`. {} epochs, batch {}, {} lr {} ({} schedule), seed {}.\n",
+        "{} parameters, {} multiply-adds per image. Data: `{}`. {} epoch{}, batch {}, {} lr {} ({} schedule), seed {}.\n",
         group(graph.total_params()),
         group(graph.total_macs()),
         String::from(recipe.data.dataset.clone()),
         t.epochs,
+        super::run::plural(t.epochs.into()),
         t.batch_size,
         format!("{:?}", t.optimizer.kind).to_lowercase(),
         t.optimizer.lr,
