@@ -448,6 +448,36 @@ fn probe_never_writes_over_a_run_and_says_which_images_it_drew() {
 }
 
 #[test]
+fn probe_streams_more_images_than_a_batch_on_one_scale_per_probe() {
+    let run = tiny_run("probe-stream");
+    let weights = run.join("best.safetensors");
+    let out = run.join("stream");
+    let (code, _, err) = netc(&[
+        "probe",
+        "tests/fixtures/small_cnn.net",
+        "--weights",
+        weights.to_str().unwrap(),
+        "--count",
+        "20",
+        "--shared-scale",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let maps = candle_core::safetensors::load(out.join("heatmaps.safetensors"), &candle_core::Device::Cpu).unwrap();
+    for probe in ["low", "high"] {
+        assert_eq!(maps[probe].dims(), [20, 32, 32]);
+        let v = maps[probe].flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        // Written map by map across two batches: the last images' maps are there too.
+        assert!(v.iter().all(|x| x.is_finite()) && v[19 * 1024..].iter().any(|x| *x != 0.0), "{probe}");
+        assert!(out.join(probe).join("19.png").exists());
+    }
+    // The figure shows the first 16 images: 16 rows of 128-pixel tiles.
+    let fig = image::open(out.join("figure.png")).unwrap();
+    assert!(fig.height() > 16 * 128 && fig.height() < 17 * 128 + 100, "{}", fig.height());
+}
+
+#[test]
 fn compare_refuses_runs_of_different_data_and_names_each_runs_probes() {
     let a = tiny_run("cmp-data-a");
     let data = scratch("cmp-data");

@@ -109,7 +109,7 @@ pub fn draw(
     let bars = std::iter::once(None)
         .chain(ranges.iter().map(|&(lo, hi)| {
             Some(match settings.scale {
-                HeatmapScale::Image => ("min".to_string(), "max of each map".to_string()),
+                HeatmapScale::Image => ("min".to_string(), "max".to_string()),
                 HeatmapScale::Shared => (grid::value_label(lo.min(hi)), grid::value_label(hi.max(lo))),
             })
         }))
@@ -183,7 +183,9 @@ impl RawMaps {
         while !text.len().is_multiple_of(8) {
             text.push(' ');
         }
-        let mut file = std::fs::File::create(path).map_err(fail)?;
+        // Read as well as written: a shared scale reads the maps back.
+        let mut file =
+            std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(true).open(path).map_err(fail)?;
         file.write_all(&(text.len() as u64).to_le_bytes()).map_err(fail)?;
         file.write_all(text.as_bytes()).map_err(fail)?;
         let data = 8 + text.len() as u64;
