@@ -84,6 +84,8 @@ fn run_then_eval_on_the_best_checkpoint() {
     for file in ["graph.json", "recipe.toml", "metrics.csv", "best.safetensors", "training_curves.png", "report.md"] {
         assert!(dir.join(file).exists(), "the run left no {file}");
     }
+    let report = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(report.contains(" 1 epoch, batch"), "one epoch, singular:\n{report}");
     let (code, _, err) = netc(&["run", "tests/fixtures/small_cnn.net", "--epochs", "1", "--out", out, "--quiet"]);
     assert_eq!(code, 1);
     assert!(err.contains("never writes into another run's directory"), "{err}");
@@ -326,12 +328,15 @@ fn a_run_that_cannot_start_leaves_no_directory_and_its_out_stays_free() {
     let data = scratch("dead-data");
     image_folder(&data, &["a", "b"], 2, 16);
     let folder = format!("folder:{}", data.display());
-    for source in [folder.as_str(), "folder:/nonexistent/netc-data"] {
+    for (source, says) in
+        [(folder.as_str(), "the image is 16x16"), ("folder:/nonexistent/netc-data", "PATH/train/<class>")]
+    {
         let (code, _, err) = netc(
             &[&["run", "tests/fixtures/small_cnn.net", "--set", "classes=2", "--data", source, "--out", o], &quick[..]]
                 .concat(),
         );
         assert_eq!(code, 1, "{err}");
+        assert!(err.contains(says), "{err}");
         assert!(!out.exists(), "{source}: a failed run left its directory");
     }
     // The same --out then works.

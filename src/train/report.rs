@@ -67,8 +67,9 @@ pub fn write_report(dir: &Path, graph: &Graph, recipe: &Recipe, probes: Option<&
     if let Some(scores) = probes {
         let _ = writeln!(
             md,
-            "\n## Heatmaps\n\n{:?} of each probe's activations over channels, on {} test images, from the final weights ([figure](probe/figure.png)). Energy in object and pointing game need object masks (synthetic data).\n\n![heatmaps](probe/figure.png)\n",
-            recipe.probe.aggregate, recipe.probe.count
+            "\n## Heatmaps\n\n{} at each probe, on {} test images (a class-balanced subset of the test split with a fixed seed, the same that `netc probe` and `netc compare` draw; `probe/images.csv` lists them), from the final weights ([figure](probe/figure.png)). Energy in object and pointing game need object masks (synthetic data).\n\n![heatmaps](probe/figure.png)\n",
+            crate::probe::aggregate_words(recipe.probe.aggregate),
+            recipe.probe.count
         );
         md += &crate::probe::scores_table(scores, None);
     }

@@ -132,8 +132,15 @@ struct Ready {
 fn prepare(graph: &Graph, recipe: &Recipe) -> Result<Ready, String> {
     let t = &recipe.train;
     let shape = graph.image_shape()?;
-    let load =
-        |split, limit, seed| data::load(&recipe.data.dataset, split, shape, limit, seed).map_err(|e| e.to_string());
+    let load = |split, limit, seed| {
+        data::load(&recipe.data.dataset, split, shape, limit, seed).map_err(|e| match &recipe.data.dataset {
+            DataSource::Folder(_) => format!(
+                "{e}\n(an image folder is PATH/train/<class>/*.png|jpg and PATH/test/<class>/*.png|jpg, or a .tar.gz of them; \
+                 `--data folder:PATH` chooses another; README, \"Data\")"
+            ),
+            _ => e.to_string(),
+        })
+    };
     let train_data = Arc::new(load(Split::Train, recipe.data.train_images, t.seed)?);
     // The test set does not follow the training seed, so that runs with
     // different seeds, `netc eval` and `netc probe` all see the same images.
