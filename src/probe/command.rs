@@ -315,8 +315,10 @@ pub fn probe_command(r: &ProbeRequest) -> Result<String, String> {
         // Empty (checked above): make room for the rename.
         let _ = std::fs::remove_dir(r.out);
     }
-    std::fs::rename(&tmp, r.out)
-        .map_err(|e| format!("cannot move `{}` to `{}`: {e}", tmp.display(), r.out.display()))?;
+    std::fs::rename(&tmp, r.out).map_err(|e| {
+        let _ = std::fs::remove_dir_all(&tmp);
+        format!("cannot write `{}` (another process may have made it meanwhile): {e}", r.out.display())
+    })?;
     Ok(table)
 }
 
