@@ -398,6 +398,8 @@ fn execute(command: Command) -> Result<ExitCode, String> {
                 probe.scale = netc::recipe::HeatmapScale::Shared;
             }
             let out = out.unwrap_or_else(|| netc::probe::fresh_probe_dir(&weights));
+            // Ctrl-C stops after the current batch and removes the unfinished folder.
+            let _ = ctrlc::set_handler(|| netc::probe::STOP.store(true, std::sync::atomic::Ordering::SeqCst));
             let request = netc::probe::ProbeRequest {
                 graph: &graph,
                 weights: &weights,

@@ -483,6 +483,32 @@ fn probe_streams_more_images_than_a_batch_on_one_scale_per_probe() {
 }
 
 #[test]
+fn ctrl_c_mid_probe_leaves_neither_the_folder_nor_its_temporary() {
+    let run = tiny_run("probe-int");
+    let weights = run.join("best.safetensors");
+    let out = run.join("stopped");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_netc"))
+        .args(["probe", "tests/fixtures/small_cnn.net", "--weights", weights.to_str().unwrap(), "--count", "20000"])
+        .args(["--out", out.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("netc starts");
+    let partial = run.join(format!(".stopped.partial-{}", child.id()));
+    let start = std::time::Instant::now();
+    while !partial.join("low").exists() && start.elapsed().as_secs() < 60 {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(partial.exists(), "the probe never started drawing");
+    let sent = Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill runs");
+    assert!(sent.success());
+    let result = child.wait_with_output().expect("netc exits");
+    assert_eq!(result.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&result.stderr).contains("interrupted"));
+    assert!(!partial.exists() && !out.exists(), "Ctrl-C left a folder behind");
+}
+
+#[test]
 fn compare_refuses_runs_of_different_data_and_names_each_runs_probes() {
     let a = tiny_run("cmp-data-a");
     let data = scratch("cmp-data");

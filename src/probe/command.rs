@@ -19,6 +19,10 @@ use crate::runtime::Model;
 /// Per probe, the score summary of its heatmaps.
 pub type ProbeScores = BTreeMap<String, Summary>;
 
+/// Set by the Ctrl-C handler of `netc probe`: drawing stops after the
+/// current batch and the unfinished folder is removed.
+pub static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// Images per forward pass when drawing heatmaps: memory does not grow
 /// with the number of images.
 pub const PROBE_BATCH: usize = 16;
@@ -69,6 +73,9 @@ pub fn draw(
     };
     let mut first = 0;
     for batch in data::batches(images.clone(), PROBE_BATCH, false, &[], norm, 0, 0, model.device().clone()) {
+        if STOP.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err("interrupted; nothing was written".to_string());
+        }
         let batch = batch.map_err(err)?;
         let got = probe_maps(model, &batch.images, probes, settings.aggregate, None).map_err(err)?;
         for (k, p) in got.iter().enumerate() {

@@ -134,7 +134,9 @@ pub fn compare(r: &CompareRequest) -> Result<String, String> {
     let range = heatmap::range(all_maps.iter().flatten().map(Vec::as_slice));
     let [c, h, w] = images.shape;
     let n = all_maps.iter().map(Vec::len).min().unwrap_or(0);
-    let figure_rows: Vec<Vec<image::RgbImage>> = (0..n)
+    // The figure shows the first images; the scores cover them all.
+    let shown = n.min(super::command::FIGURE_ROWS);
+    let figure_rows: Vec<Vec<image::RgbImage>> = (0..shown)
         .map(|i| {
             std::iter::once(heatmap::to_rgb(images.image(i), [c, h, w]))
                 .chain(all_maps.iter().map(|maps| {
@@ -145,13 +147,13 @@ pub fn compare(r: &CompareRequest) -> Result<String, String> {
         .collect();
     // Columns are runs: the run directory's name (the table gives its net, seed and settings).
     let titles: Vec<String> = std::iter::once("image".to_string()).chain(runs.iter().map(|r| r.name.clone())).collect();
-    let labels: Vec<String> = (0..n).map(|i| images.classes[images.labels[i] as usize].clone()).collect();
+    let labels: Vec<String> = (0..shown).map(|i| images.classes[images.labels[i] as usize].clone()).collect();
     let bars = std::iter::once(None)
         .chain(runs.iter().map(|_| Some((grid::value_label(range.0), grid::value_label(range.1)))))
         .collect();
     let legend = grid::Legend {
         title: format!(
-            "probe {probe}: {}; one scale for every run and image; {n} test images",
+            "probe {probe}: {}; one scale for every run and image; {shown} of {n} test images",
             super::command::aggregate_words(r.aggregate)
         ),
         bars,
@@ -166,7 +168,10 @@ pub fn compare(r: &CompareRequest) -> Result<String, String> {
     std::fs::write(r.out.join("images.csv"), images_csv).map_err(|e| format!("cannot write images.csv: {e}"))?;
 
     let pct = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{:.1}%", 100.0 * v));
-    let mut md = format!("Heatmaps at probe `{probe}` ({:?}), {n} test images.\n\n", r.aggregate);
+    let mut md = format!(
+        "Heatmaps at probe `{probe}` ({}), {n} test images (`images.csv`; the figure shows the first {shown}).\n\n",
+        super::command::aggregate_words(r.aggregate)
+    );
     md += "| run | network | seed | test acc | params | mult-adds | train time | img/s | energy in object | pointing game | concentration |\n";
     md += "|---|---|---|---|---|---|---|---|---|---|---|\n";
     let mut csv = String::from(

@@ -13,7 +13,7 @@ mod maps;
 pub mod score;
 
 pub use command::{
-    ProbeRequest, ProbeScores, aggregate_words, draw, fresh_probe_dir, partial_path, probe_command, scores_table,
+    ProbeRequest, ProbeScores, STOP, aggregate_words, draw, fresh_probe_dir, partial_path, probe_command, scores_table,
 };
 pub use compare::{CompareRequest, compare};
 pub use maps::{ProbeMaps, probe_maps};
