@@ -487,7 +487,7 @@ fn ctrl_c_mid_probe_leaves_neither_the_folder_nor_its_temporary() {
     let run = tiny_run("probe-int");
     let weights = run.join("best.safetensors");
     let out = run.join("stopped");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_netc"))
+    let child = Command::new(env!("CARGO_BIN_EXE_netc"))
         .args(["probe", "tests/fixtures/small_cnn.net", "--weights", weights.to_str().unwrap(), "--count", "20000"])
         .args(["--out", out.to_str().unwrap()])
         .stdout(std::process::Stdio::null())
