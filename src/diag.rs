@@ -86,8 +86,6 @@ pub enum Code {
     FrontMatter,
     /// A `use`d file cannot be read.
     MissingFile,
-    /// A recipe value out of its range, or two that do not fit together.
-    RecipeValue,
     /// Files `use` each other in a cycle.
     UseCycle,
     /// No `net` in the spec, or more than one.
@@ -112,6 +110,8 @@ pub enum Code {
     Recursion,
     /// `--set` names an unknown parameter or gives a bad value.
     Override,
+    /// A recipe value out of its range, or two that do not fit together.
+    RecipeValue,
 }
 
 impl Code {
@@ -120,7 +120,6 @@ impl Code {
             Code::Syntax => "E0001",
             Code::FrontMatter => "E0002",
             Code::MissingFile => "E0003",
-            Code::RecipeValue => "E0006",
             Code::UseCycle => "E0004",
             Code::NetCount => "E0005",
             Code::Duplicate => "E0101",
@@ -133,6 +132,7 @@ impl Code {
             Code::Override => "E0108",
             Code::Shape => "E0201",
             Code::Range => "E0202",
+            Code::RecipeValue => "E0007",
         }
     }
 }
