@@ -105,12 +105,6 @@ fn build(path: &Path, text: String, overrides: &[(String, f64)], require_net: bo
         },
         None => Some(Recipe::default()),
     };
-    if let (Some(recipe), Some((file, _, span))) = (&recipe, &program.front_matter) {
-        for p in recipe.problems() {
-            let at = front_matter_table_key(&sources.get(*file).text, *span, &p.table, p.key);
-            diags.push(Diagnostic::new(Code::RecipeValue, Loc { file: *file, span: at }, p.message));
-        }
-    }
     if require_net && program.net.is_none() && diags.iter().all(|d| d.code != Code::Syntax) {
         diags.push(
             Diagnostic::new(Code::NetCount, Loc { file: 0, span: Span::new(0, 0) }, "the spec defines no `net`")
@@ -137,6 +131,12 @@ fn build(path: &Path, text: String, overrides: &[(String, f64)], require_net: bo
                 };
                 eval_diags.push(d);
             }
+        }
+    }
+    if let (Some(recipe), Some((file, _, span))) = (&recipe, &program.front_matter) {
+        for p in recipe.problems() {
+            let at = front_matter_table_key(&sources.get(*file).text, *span, &p.table, p.key);
+            eval_diags.push(Diagnostic::new(Code::RecipeValue, Loc { file: *file, span: at }, p.message));
         }
     }
     dedup(&mut eval_diags);
