@@ -525,6 +525,21 @@ fn compare_refuses_runs_of_different_data_and_names_each_runs_probes() {
     let (code, _, err) = netc(&["compare", a.to_str().unwrap(), "--probe", "mid", "--out", out.to_str().unwrap()]);
     assert_eq!(code, 1);
     assert!(err.contains("not every run has probe `mid`; the common ones are low, high"), "{err}");
+    // A run without probes: the message lists what each run has.
+    let bare = scratch("cmp-bare");
+    std::fs::create_dir_all(&bare).unwrap();
+    let spec = std::fs::read_to_string("tests/fixtures/small_cnn.net").unwrap();
+    let spec = spec.replace("    probe low = s1\n    probe high = s3\n", "");
+    std::fs::write(bare.join("bare.net"), spec).unwrap();
+    let c = bare.join("run");
+    let spec_path = bare.join("bare.net");
+    let args = ["run", spec_path.to_str().unwrap(), "--epochs", "1"];
+    let more = ["--train-images", "64", "--test-images", "32", "--quiet", "--out", c.to_str().unwrap()];
+    let (code, _, err) = netc(&[&args[..], &more[..]].concat());
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = netc(&["compare", a.to_str().unwrap(), c.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("the runs have no probe in common:") && err.contains("has low, high; run has none"), "{err}");
     // Into an existing run: refused.
     let (code, _, err) = netc(&["compare", a.to_str().unwrap(), "--out", a.to_str().unwrap()]);
     assert_eq!(code, 1);
