@@ -95,8 +95,19 @@ struct RunInfo {
 pub fn run(opts: &RunOptions) -> Result<RunOutcome, String> {
     match (&opts.resume, &opts.spec) {
         (Some(dir), _) => {
-            let (graph, recipe) = resume_dir(dir, &opts.settings, opts.quiet)?;
+            let (graph, recipe, was) = resume_dir(dir, &opts.settings)?;
             let ready = prepare(&graph, &recipe)?;
+            // A new epoch count is written once the run can go on, and said aloud.
+            if let Some(was) = was {
+                write(&dir.join("recipe.toml"), &toml::to_string(&recipe).expect("serialisable"))?;
+                if !opts.quiet {
+                    println!(
+                        "{}: the run's epochs change from {was} to {} (recipe.toml updated)",
+                        dir.display(),
+                        recipe.train.epochs
+                    );
+                }
+            }
             train(dir, &graph, &recipe, ready, opts)
         }
         (None, Some(spec)) => {
@@ -277,8 +288,9 @@ fn new_dir(spec: &Path, graph: &Graph, recipe: &Recipe, s: &Settings, out: Optio
     Ok(dir)
 }
 
-/// Reads a run directory back: its graph and recipe, never the spec.
-fn resume_dir(dir: &Path, s: &Settings, quiet: bool) -> Result<(Graph, Recipe), String> {
+/// Reads a run directory back: its graph and recipe, never the spec, with
+/// `--epochs` applied; and the epochs it had, if `--epochs` changed them.
+fn resume_dir(dir: &Path, s: &Settings) -> Result<(Graph, Recipe, Option<u32>), String> {
     check_settings(s)?;
     let read = |name: &str| {
         std::fs::read_to_string(dir.join(name)).map_err(|e| format!("`{}`: {e}", dir.join(name).display()))
@@ -315,17 +327,10 @@ fn resume_dir(dir: &Path, s: &Settings, quiet: bool) -> Result<(Graph, Recipe), 
         if let Some(m) = crate::recipe::warmup_problem(recipe.train.warmup_epochs, epochs) {
             return Err(format!("`--epochs {epochs}`: {m}"));
         }
-        if !quiet {
-            println!(
-                "{}: the run's epochs change from {} to {epochs} (recipe.toml updated)",
-                dir.display(),
-                recipe.train.epochs
-            );
-        }
-        recipe.train.epochs = epochs;
-        write(&dir.join("recipe.toml"), &toml::to_string(&recipe).expect("serialisable"))?;
+        let was = std::mem::replace(&mut recipe.train.epochs, epochs);
+        return Ok((graph, recipe, Some(was)));
     }
-    Ok((graph, recipe))
+    Ok((graph, recipe, None))
 }
 
 /// A data source with its path made absolute against `base` (relative
