@@ -236,6 +236,23 @@ fn compare_tabulates_runs_and_draws_one_column_each() {
     assert_eq!(csv.lines().count(), 3, "a header and a row per run:\n{csv}");
     let png = image::open(out.join("compare.png")).unwrap();
     assert!(png.width() > png.height(), "three columns (image and two runs) of three rows");
+    // Two runs alike in all but their directories: columns named by directory.
+    let md = std::fs::read_to_string(out.join("compare.md")).unwrap();
+    let a_name = a.file_name().unwrap().to_string_lossy().to_string();
+    assert!(md.contains(&format!("`{a_name}` ({a_name})")), "{md}");
+    // Runs of other seeds: columns named by the net and the seed.
+    let c = a.with_extension("seed2");
+    let _ = std::fs::remove_dir_all(&c);
+    let args = ["run", "tests/fixtures/small_cnn.net", "--epochs", "1", "--train-images", "128", "--test-images", "32"];
+    let (code, _, err) = netc(&[&args[..], &["--seed", "2", "--out", c.to_str().unwrap(), "--quiet"]].concat());
+    assert_eq!(code, 0, "{err}");
+    let out2 = a.with_extension("compare2");
+    let _ = std::fs::remove_dir_all(&out2);
+    let (code, _, err) =
+        netc(&["compare", a.to_str().unwrap(), c.to_str().unwrap(), "--count", "2", "--out", out2.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let md = std::fs::read_to_string(out2.join("compare.md")).unwrap();
+    assert!(md.contains("`small_cnn seed 1`") && md.contains("`small_cnn seed 2`"), "{md}");
 }
 
 #[test]

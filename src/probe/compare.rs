@@ -146,7 +146,8 @@ pub fn compare(r: &CompareRequest) -> Result<String, String> {
         })
         .collect();
     // Columns are runs: the run directory's name (the table gives its net, seed and settings).
-    let titles: Vec<String> = std::iter::once("image".to_string()).chain(runs.iter().map(|r| r.name.clone())).collect();
+    let columns = column_titles(&runs);
+    let titles: Vec<String> = std::iter::once("image".to_string()).chain(columns.iter().cloned()).collect();
     let labels: Vec<String> = (0..shown).map(|i| images.classes[images.labels[i] as usize].clone()).collect();
     let bars = std::iter::once(None)
         .chain(runs.iter().map(|_| Some((grid::value_label(range.0), grid::value_label(range.1)))))
@@ -213,7 +214,9 @@ pub fn compare(r: &CompareRequest) -> Result<String, String> {
             s.concentration
         );
     }
-    md += "\n![heatmaps](compare.png)\n";
+    md += "\nColumns of the figure, left to right after the image: ";
+    md += &runs.iter().zip(&columns).map(|(r, c)| format!("`{c}` ({})", r.name)).collect::<Vec<_>>().join(", ");
+    md += ".\n\n![heatmaps](compare.png)\n";
     std::fs::write(r.out.join("compare.md"), &md).map_err(|e| format!("cannot write compare.md: {e}"))?;
     std::fs::write(r.out.join("compare.csv"), &csv).map_err(|e| format!("cannot write compare.csv: {e}"))?;
     Ok(md)
@@ -225,6 +228,46 @@ fn settings_words(graph: &Graph) -> String {
     match graph.args.is_empty() {
         true => String::new(),
         false => format!(" ({})", graph.args.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")),
+    }
+}
+
+/// A column title per run: the net, and what differs between the runs
+/// (net arguments, seed, learning rate, epochs, data size), e.g.
+/// `ours width=0.125 seed 2`; the run directories' names when that does not
+/// tell every run apart.
+fn column_titles(runs: &[Run]) -> Vec<String> {
+    let keys: std::collections::BTreeSet<&String> = runs.iter().flat_map(|r| r.graph.args.keys()).collect();
+    // Per run, the same facets in the same order.
+    let facets: Vec<Vec<String>> = runs
+        .iter()
+        .map(|r| {
+            let t = &r.recipe.train;
+            keys.iter()
+                .map(|k| r.graph.args.get(*k).map_or(String::new(), |v| format!("{k}={v}")))
+                .chain([
+                    format!("seed {}", t.seed),
+                    format!("lr {}", t.optimizer.lr),
+                    format!("{} ep", t.epochs),
+                    r.recipe.data.train_images.map_or(String::new(), |n| format!("{n} img")),
+                ])
+                .collect()
+        })
+        .collect();
+    let differs = |i: usize| facets.iter().any(|f| f[i] != facets[0][i]);
+    let titles: Vec<String> = runs
+        .iter()
+        .zip(&facets)
+        .map(|(r, f)| {
+            std::iter::once(r.graph.name.clone())
+                .chain((0..f.len()).filter(|&i| differs(i) && !f[i].is_empty()).map(|i| f[i].clone()))
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect();
+    let unique: std::collections::HashSet<&String> = titles.iter().collect();
+    match unique.len() == titles.len() {
+        true => titles,
+        false => runs.iter().map(|r| r.name.clone()).collect(),
     }
 }
 
