@@ -47,6 +47,20 @@ pub fn draw(
     settings: &ProbeSettings,
     out: &Path,
 ) -> Result<ProbeScores, String> {
+    draw_titled(model, images, norm, probes, settings, out, "")
+}
+
+/// [`draw`], with `prefix` at the start of the figure's title (`untrained
+/// weights: ` for `--sanity`).
+fn draw_titled(
+    model: &mut Model,
+    images: &Arc<Dataset>,
+    norm: Normalize,
+    probes: &[String],
+    settings: &ProbeSettings,
+    out: &Path,
+    prefix: &str,
+) -> Result<ProbeScores, String> {
     let err = |e: candle_core::Error| e.to_string();
     let n = images.len();
     if n == 0 {
@@ -123,7 +137,7 @@ pub fn draw(
         .collect();
     let legend = grid::Legend {
         title: format!(
-            "probes {}: {}; {}; {} of {n} test images",
+            "{prefix}probes {}: {}; {}; {} of {n} test images",
             probes.join(", "),
             aggregate_words(settings.aggregate),
             scale_words(settings.scale),
@@ -307,7 +321,8 @@ pub fn probe_command(r: &ProbeRequest) -> Result<String, String> {
         let trained = draw(&mut model, &images, norm, &probes, &r.settings, &tmp)?;
         let untrained = if r.sanity {
             let mut fresh = Model::new(r.graph, &r.device, 1).map_err(|e| e.to_string())?;
-            Some(draw(&mut fresh, &images, norm, &probes, &r.settings, &tmp.join("untrained"))?)
+            let out = tmp.join("untrained");
+            Some(draw_titled(&mut fresh, &images, norm, &probes, &r.settings, &out, "untrained weights: ")?)
         } else {
             None
         };
