@@ -145,6 +145,51 @@ pub fn load(path: &Path, device: &Device) -> Result<Checkpoint, String> {
     Ok(cp)
 }
 
+/// How many mismatches an error lists: a checkpoint of another width
+/// mismatches in every tensor, and the first few say what is wrong.
+pub const MISMATCHES_SHOWN: usize = 5;
+
+/// The first [`MISMATCHES_SHOWN`] mismatches, one per line, and how many
+/// more there are.
+pub fn first_mismatches(mismatches: &[crate::runtime::Mismatch]) -> String {
+    let mut lines: Vec<String> = mismatches.iter().take(MISMATCHES_SHOWN).map(|m| format!("  {m}")).collect();
+    if mismatches.len() > MISMATCHES_SHOWN {
+        lines.push(format!("  ... and {} more", mismatches.len() - MISMATCHES_SHOWN));
+    }
+    lines.join("\n")
+}
+
+/// When the weights sit in a run directory, what its `graph.json` and
+/// `run.json` recorded that differs from `graph`: the net arguments and
+/// the profile to give so that the spec compiles to the run's net.
+fn run_hint(graph: &crate::graph::Graph, weights: &Path) -> String {
+    let Some(dir) = weights.parent() else { return String::new() };
+    let Some(run) = std::fs::read_to_string(dir.join("graph.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<crate::graph::Graph>(&t).ok())
+    else {
+        return String::new();
+    };
+    let differ: Vec<String> =
+        run.args.iter().filter(|(k, v)| graph.args.get(*k) != Some(*v)).map(|(k, v)| format!("{k}={v}")).collect();
+    let profile = std::fs::read_to_string(dir.join("run.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|v| v.get("profile").and_then(|p| p.as_str()).map(str::to_string));
+    let mut hint = format!("\nhint: the run in `{}` recorded net `{}`", dir.display(), run.name);
+    if !differ.is_empty() {
+        hint += &format!(" with {} (its graph.json)", differ.join(", "));
+    }
+    match (profile, differ.is_empty()) {
+        (Some(p), _) => hint += &format!("; it was trained with `--profile {p}`: give the same"),
+        (None, false) => {
+            hint += &format!("; give {}", differ.iter().map(|d| format!("`--set {d}`")).collect::<Vec<_>>().join(" "))
+        }
+        (None, true) => {}
+    }
+    hint
+}
+
 /// The net of `graph` with the weights of a checkpoint, and the input
 /// normalisation it was trained with. A checkpoint that does not fit is an
 /// error that lists every mismatch.
@@ -153,13 +198,14 @@ pub fn load_model(graph: &crate::graph::Graph, weights: &Path, device: &Device) 
     let mut model = Model::new(graph, device, 0).map_err(|e| e.to_string())?;
     let tensors = cp.model;
     if let Err(mismatches) = model.load_state(&tensors, &NOT_MODEL) {
-        let list: Vec<String> = mismatches.iter().map(|m| format!("  {m}")).collect();
         return Err(format!(
-            "checkpoint `{}` does not fit net `{}` ({} mismatches):\n{}",
+            "checkpoint `{}` does not fit net `{}` ({} mismatch{}):\n{}{}",
             weights.display(),
             graph.name,
             mismatches.len(),
-            list.join("\n")
+            if mismatches.len() == 1 { "" } else { "es" },
+            first_mismatches(&mismatches),
+            run_hint(graph, weights)
         ));
     }
     let norm = cp.normalize.ok_or_else(|| {

@@ -114,6 +114,8 @@ pub enum Code {
     Recursion,
     /// `--set` names an unknown parameter or gives a bad value.
     Override,
+    /// A recipe value out of its range, or two that do not fit together.
+    RecipeValue,
 }
 
 impl Code {
@@ -135,6 +137,7 @@ impl Code {
             Code::Override => "E0108",
             Code::Shape => "E0201",
             Code::Range => "E0202",
+            Code::RecipeValue => "E0007",
         }
     }
 }

@@ -31,8 +31,8 @@ enum Command {
         /// The spec file (`.net`).
         spec: PathBuf,
         /// Override a net parameter, e.g. `--set width=0.25` (repeatable).
-        #[arg(long = "set", value_name = "NAME=VALUE", value_parser = parse_set)]
-        set: Vec<(String, f64)>,
+        #[arg(long = "set", value_name = "NAME=VALUE")]
+        set: Vec<String>,
         /// What to print.
         #[arg(long, value_enum, default_value_t = Format::Summary)]
         format: Format,
@@ -46,8 +46,8 @@ enum Command {
         /// The spec file (`.net`).
         spec: PathBuf,
         /// Override a net parameter, e.g. `--set width=0.25` (repeatable).
-        #[arg(long = "set", value_name = "NAME=VALUE", value_parser = parse_set)]
-        set: Vec<(String, f64)>,
+        #[arg(long = "set", value_name = "NAME=VALUE")]
+        set: Vec<String>,
         /// Images per step.
         #[arg(long, default_value_t = 64)]
         batch: usize,
@@ -136,7 +136,8 @@ enum Command {
         /// heatmap method must score clearly worse there.
         #[arg(long)]
         sanity: bool,
-        /// Output folder (default: `probe/` beside the weights).
+        /// Output folder, which must not hold files (default: a new
+        /// `probe-N` beside the weights; never the run's own `probe/`).
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
         /// `cpu`, the only device for now (`cuda[:N]` is refused: docs/gpu.md).
@@ -226,8 +227,8 @@ struct TrainedArgs {
     #[arg(long)]
     profile: Option<String>,
     /// Override a net parameter, as the run did (e.g. `--set width=0.25`).
-    #[arg(long = "set", value_name = "NAME=VALUE", value_parser = parse_set)]
-    set: Vec<(String, f64)>,
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    set: Vec<String>,
     /// Data source (default: the spec's, or its profile's).
     #[arg(long, value_parser = parse_data)]
     data: Option<DataSource>,
@@ -238,7 +239,7 @@ impl TrainedArgs {
     fn resolve(&self, test_images: Option<usize>) -> Result<(netc::graph::Graph, netc::recipe::Recipe), String> {
         let settings = netc::train::Settings {
             profile: self.profile.clone(),
-            set: self.set.clone(),
+            set: parse_sets(&self.set)?,
             data: self.data.clone(),
             test_images,
             ..Default::default()
@@ -254,7 +255,9 @@ struct HeatmapArgs {
     /// else `mean`, the paper's choice).
     #[arg(long, value_enum)]
     aggregate: Option<AggregateArg>,
-    /// How many test images to draw (default: the spec's `[probe]`, else 8).
+    /// How many test images to draw (default: the spec's `[probe]`, else 8):
+    /// a class-balanced subset of the test split with a fixed seed, the same
+    /// for every run of the same data (`images.csv` lists them).
     #[arg(long, value_name = "N")]
     count: Option<usize>,
 }
@@ -289,8 +292,8 @@ struct RunArgs {
     #[arg(long)]
     profile: Option<String>,
     /// Override a net parameter, e.g. `--set width=0.25` (repeatable).
-    #[arg(long = "set", value_name = "NAME=VALUE", value_parser = parse_set)]
-    set: Vec<(String, f64)>,
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    set: Vec<String>,
     /// Epochs to train (with `--resume`: extend the run to this many).
     #[arg(long)]
     epochs: Option<u32>,
@@ -328,10 +331,17 @@ enum Format {
     Dot,
 }
 
-fn parse_set(s: &str) -> Result<(String, f64), String> {
-    let (k, v) = s.split_once('=').ok_or_else(|| format!("`{s}` is not NAME=VALUE"))?;
-    let v: f64 = v.trim().parse().map_err(|_| format!("`{v}` is not a number"))?;
-    Ok((k.trim().to_string(), v))
+/// `--set` values, read here rather than by clap, so that a bad one is a
+/// user error (exit 1) like every other, not a usage error (exit 2).
+fn parse_sets(sets: &[String]) -> Result<Vec<(String, f64)>, String> {
+    sets.iter()
+        .map(|s| {
+            let (k, v) =
+                s.split_once('=').ok_or_else(|| format!("`--set {s}`: give NAME=VALUE, e.g. `--set width=0.25`"))?;
+            let v: f64 = v.trim().parse().map_err(|_| format!("`--set {s}`: `{v}` is not a number"))?;
+            Ok((k.trim().to_string(), v))
+        })
+        .collect()
 }
 
 /// The device of `--device`, which must be the CPU for now: training and
@@ -405,7 +415,7 @@ fn execute(command: Command) -> Result<ExitCode, String> {
             cpu_device(&device, "run")?;
             let settings = netc::train::Settings {
                 profile: a.profile,
-                set: a.set,
+                set: parse_sets(&a.set)?,
                 epochs: a.epochs,
                 batch_size: a.batch_size,
                 lr: a.lr,
@@ -453,7 +463,9 @@ fn execute(command: Command) -> Result<ExitCode, String> {
             if shared_scale {
                 probe.scale = netc::recipe::HeatmapScale::Shared;
             }
-            let out = out.unwrap_or_else(|| weights.parent().unwrap_or(std::path::Path::new(".")).join("probe"));
+            let out = out.unwrap_or_else(|| netc::probe::fresh_probe_dir(&weights));
+            // Ctrl-C stops after the current batch and removes the unfinished folder.
+            let _ = ctrlc::set_handler(|| netc::probe::STOP.store(true, std::sync::atomic::Ordering::SeqCst));
             let request = netc::probe::ProbeRequest {
                 graph: &graph,
                 weights: &weights,
@@ -499,7 +511,7 @@ fn execute(command: Command) -> Result<ExitCode, String> {
         }
         Command::Bench { spec, set, batch, steps, warmup, threads, device, json, breakdown, engine } => {
             cpu_device(&device, "bench")?;
-            let c = netc::compile::compile_file(&spec, &set).map_err(|e| e.render())?;
+            let c = netc::compile::compile_file(&spec, &parse_sets(&set)?).map_err(|e| e.render())?;
             let report = netc::bench::bench(
                 &c.graph,
                 &netc::bench::BenchOptions { batch, steps, warmup, threads, breakdown, engine },
@@ -512,7 +524,7 @@ fn execute(command: Command) -> Result<ExitCode, String> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Compile { spec, set, format } => {
-            let c = netc::compile::compile_file(&spec, &set).map_err(|e| e.render())?;
+            let c = netc::compile::compile_file(&spec, &parse_sets(&set)?).map_err(|e| e.render())?;
             let text = match format {
                 Format::Summary => netc::summary::table(&c.graph),
                 Format::Json => netc::summary::json(&c.graph),

@@ -230,3 +230,129 @@ pub struct Profile {
 pub fn parse(text: &str) -> Result<Recipe, (String, Option<std::ops::Range<usize>>)> {
     toml::from_str(text).map_err(|e| (e.message().to_string(), e.span()))
 }
+
+/// A recipe value out of its range, or two that do not fit together.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Problem {
+    /// The TOML table the key is in: `train`, `data`, `probe`,
+    /// `profile.quick`.
+    pub table: String,
+    /// The key, as written in that table (`lr`, `grad_clip`, ...).
+    pub key: &'static str,
+    pub message: String,
+}
+
+impl Recipe {
+    /// Every value out of range and every pair that does not fit, with the
+    /// table and key to point at. The same rules hold for what the command
+    /// line sets (`train::resolve`), which names the option instead.
+    pub fn problems(&self) -> Vec<Problem> {
+        let mut out = Vec::new();
+        let t = &self.train;
+        let mut say = |table: &str, key: &'static str, message: String| {
+            out.push(Problem { table: table.to_string(), key, message })
+        };
+        if t.epochs == 0 {
+            say("train", "epochs", "`epochs` must be at least 1".into());
+        }
+        if t.batch_size == 0 {
+            say("train", "batch_size", "`batch_size` must be at least 1".into());
+        }
+        for (key, message) in optimizer_problems(&t.optimizer) {
+            say("train", key, message);
+        }
+        if let Some(m) = warmup_problem(t.warmup_epochs, t.epochs) {
+            say("train", "warmup_epochs", m);
+        }
+        if !(0.0..1.0).contains(&t.label_smoothing) {
+            say(
+                "train",
+                "label_smoothing",
+                format!("`label_smoothing` must be at least 0 and below 1; it is {}", t.label_smoothing),
+            );
+        }
+        if let Some(clip) = t.grad_clip
+            && !(clip > 0.0 && clip.is_finite())
+        {
+            say("train", "grad_clip", format!("`grad_clip` (the largest gradient norm) must be above 0; it is {clip}"));
+        }
+        if let Schedule::Step { milestones, gamma } = &t.schedule {
+            if !(*gamma > 0.0 && gamma.is_finite()) {
+                say("train", "gamma", format!("the step schedule's `gamma` must be above 0; it is {gamma}"));
+            }
+            if milestones.windows(2).any(|w| w[0] >= w[1]) || milestones.first() == Some(&0) {
+                say(
+                    "train",
+                    "milestones",
+                    format!("`milestones` must be epochs from 1 up, in increasing order; they are {milestones:?}"),
+                );
+            }
+        }
+        for (key, n) in [("train_images", self.data.train_images), ("test_images", self.data.test_images)] {
+            if n == Some(0) {
+                say("data", key, format!("`{key}` must be at least 1 (leave it out to use every image)"));
+            }
+        }
+        if self.probe.count == 0 {
+            say("probe", "count", "`count` (images to draw) must be at least 1".into());
+        }
+        for (name, p) in &self.profile {
+            let table = format!("profile.{name}");
+            if p.epochs == Some(0) {
+                say(&table, "epochs", "`epochs` must be at least 1".into());
+            }
+            if p.batch_size == Some(0) {
+                say(&table, "batch_size", "`batch_size` must be at least 1".into());
+            }
+            if let Some(o) = &p.optimizer {
+                for (key, message) in optimizer_problems(o) {
+                    say(&table, key, message);
+                }
+            }
+            if let Some(lr) = p.lr
+                && !(lr > 0.0 && lr.is_finite())
+            {
+                say(&table, "lr", format!("the learning rate `lr` must be above 0; it is {lr}"));
+            }
+            if let Some(epochs) = p.epochs
+                && epochs > 0
+                && let Some(m) = warmup_problem(t.warmup_epochs, epochs)
+            {
+                say(&table, "epochs", m);
+            }
+            for (key, n) in [("train_images", p.train_images), ("test_images", p.test_images)] {
+                if n == Some(0) {
+                    say(&table, key, format!("`{key}` must be at least 1 (leave it out to use every image)"));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Warm-up must end before the last epoch, so that the schedule runs.
+pub fn warmup_problem(warmup: u32, epochs: u32) -> Option<String> {
+    (warmup > 0 && warmup >= epochs).then(|| {
+        format!("`warmup_epochs = {warmup}` must be fewer than the epochs ({epochs}), or the schedule never starts")
+    })
+}
+
+fn optimizer_problems(o: &Optimizer) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    if !(o.lr > 0.0 && o.lr.is_finite()) {
+        out.push(("lr", format!("the learning rate `lr` must be above 0; it is {}", o.lr)));
+    }
+    if !(0.0..1.0).contains(&o.momentum) {
+        out.push(("momentum", format!("`momentum` must be at least 0 and below 1; it is {}", o.momentum)));
+    }
+    if !(o.weight_decay >= 0.0 && o.weight_decay.is_finite()) {
+        out.push(("weight_decay", format!("`weight_decay` must be 0 or more; it is {}", o.weight_decay)));
+    }
+    if o.betas.iter().any(|b| !(0.0..1.0).contains(b)) {
+        out.push(("betas", format!("AdamW's `betas` must be at least 0 and below 1; they are {:?}", o.betas)));
+    }
+    if !(o.eps > 0.0 && o.eps.is_finite()) {
+        out.push(("eps", format!("AdamW's `eps` must be above 0; it is {}", o.eps)));
+    }
+    out
+}

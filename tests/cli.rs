@@ -46,10 +46,13 @@ fn compile_dot_is_a_graphviz_digraph_with_probes_marked() {
 }
 
 #[test]
-fn a_bad_set_value_is_refused_by_the_command_line() {
+fn a_bad_set_value_is_a_user_error_with_exit_code_one() {
     let (code, _, err) = netc(&["compile", "specs/ours.net", "--set", "width=wide"]);
-    assert_eq!(code, 2);
-    assert!(err.contains("`wide` is not a number"), "{err}");
+    assert_eq!(code, 1);
+    assert!(err.contains("`--set width=wide`: `wide` is not a number"), "{err}");
+    let (code, _, err) = netc(&["run", "specs/ours.net", "--set", "width", "--epochs", "1"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("`--set width`: give NAME=VALUE"), "{err}");
 }
 
 #[test]
@@ -81,9 +84,11 @@ fn run_then_eval_on_the_best_checkpoint() {
     for file in ["graph.json", "recipe.toml", "metrics.csv", "best.safetensors", "training_curves.png", "report.md"] {
         assert!(dir.join(file).exists(), "the run left no {file}");
     }
+    let report = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(report.contains(" 1 epoch, batch"), "one epoch, singular:\n{report}");
     let (code, _, err) = netc(&["run", "tests/fixtures/small_cnn.net", "--epochs", "1", "--out", out, "--quiet"]);
     assert_eq!(code, 1);
-    assert!(err.contains("never overwrites"), "{err}");
+    assert!(err.contains("never writes into another run's directory"), "{err}");
 
     let weights = dir.join("best.safetensors");
     let csv = dir.join("confusion.csv");
@@ -100,9 +105,17 @@ fn run_then_eval_on_the_best_checkpoint() {
     assert_eq!(code, 1);
     assert!(
         err.contains("does not fit net `small_cnn`")
-            && err.contains("`s1.conv_bn.conv.weight` is [16, 3, 3, 3] in the weights but [32, 3, 3, 3] in the spec"),
+            && err.contains("`s1.conv_bn.bn.bias` is [16] in the weights but [32] in the spec"),
         "{err}"
     );
+    // The first few mismatches, and what the run beside the weights recorded.
+    assert!(err.lines().filter(|l| l.starts_with("  `")).count() <= 5, "{err}");
+    assert!(err.contains("... and ") && err.contains("more"), "{err}");
+    assert!(err.contains("recorded net `small_cnn` with width=1 (its graph.json); give `--set width=1`"), "{err}");
+
+    let (code, _, err) = netc(&[&args[..4], &["--test-images", "0"]].concat());
+    assert_eq!(code, 1);
+    assert!(err.contains("`--test-images 0`"), "{err}");
 }
 
 #[test]
@@ -223,6 +236,23 @@ fn compare_tabulates_runs_and_draws_one_column_each() {
     assert_eq!(csv.lines().count(), 3, "a header and a row per run:\n{csv}");
     let png = image::open(out.join("compare.png")).unwrap();
     assert!(png.width() > png.height(), "three columns (image and two runs) of three rows");
+    // Two runs alike in all but their directories: columns named by directory.
+    let md = std::fs::read_to_string(out.join("compare.md")).unwrap();
+    let a_name = a.file_name().unwrap().to_string_lossy().to_string();
+    assert!(md.contains(&format!("`{a_name}` ({a_name})")), "{md}");
+    // Runs of other seeds: columns named by the net and the seed.
+    let c = a.with_extension("seed2");
+    let _ = std::fs::remove_dir_all(&c);
+    let args = ["run", "tests/fixtures/small_cnn.net", "--epochs", "1", "--train-images", "128", "--test-images", "32"];
+    let (code, _, err) = netc(&[&args[..], &["--seed", "2", "--out", c.to_str().unwrap(), "--quiet"]].concat());
+    assert_eq!(code, 0, "{err}");
+    let out2 = a.with_extension("compare2");
+    let _ = std::fs::remove_dir_all(&out2);
+    let (code, _, err) =
+        netc(&["compare", a.to_str().unwrap(), c.to_str().unwrap(), "--count", "2", "--out", out2.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let md = std::fs::read_to_string(out2.join("compare.md")).unwrap();
+    assert!(md.contains("`small_cnn seed 1`") && md.contains("`small_cnn seed 2`"), "{md}");
 }
 
 #[test]
@@ -257,4 +287,278 @@ fn bench_reports_both_steps_with_a_breakdown_that_adds_up() {
     let (code, _, err) = netc(&["bench", "tests/fixtures/small_cnn.net", "--device", "cuda"]);
     assert_eq!(code, 1);
     assert!(err.contains("cuda"), "{err}");
+}
+
+/// A scratch directory for one test, empty.
+fn scratch(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("netc-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// An image folder `root/{train,test}/<class>/<i>.png` of `size`x`size`
+/// images, `n` per class and split, each class a different flat colour.
+fn image_folder(root: &std::path::Path, classes: &[&str], n: usize, size: u32) {
+    for split in ["train", "test"] {
+        for (k, class) in classes.iter().enumerate() {
+            let dir = root.join(split).join(class);
+            std::fs::create_dir_all(&dir).unwrap();
+            for i in 0..n {
+                let v = (40 * k + 3 * i) as u8;
+                let img =
+                    image::RgbImage::from_fn(size, size, |x, y| image::Rgb([v, (x * 7) as u8, (y * 5) as u8 ^ v]));
+                img.save(dir.join(format!("{i}.png"))).unwrap();
+            }
+        }
+    }
+}
+
+#[test]
+fn command_line_values_are_checked_by_the_recipe_rules_and_named_as_options() {
+    let out = scratch("opts");
+    for (option, value, says) in [
+        ("--epochs", "0", "`--epochs 0`: a run trains at least 1 epoch"),
+        ("--batch-size", "0", "`--batch-size 0`"),
+        ("--lr", "-0.1", "`--lr -0.1`: the learning rate must be above 0"),
+        ("--train-images", "0", "`--train-images 0`"),
+    ] {
+        let given = format!("{option}={value}");
+        let (code, _, err) = netc(&["run", "tests/fixtures/small_cnn.net", &given, "--out", out.to_str().unwrap()]);
+        assert_eq!(code, 1, "{option} {value}: {err}");
+        assert!(err.contains(says), "{option} {value}: {err}");
+        assert!(!out.exists(), "{option} {value} left a run directory");
+    }
+}
+
+#[test]
+fn a_run_that_cannot_start_leaves_no_directory_and_its_out_stays_free() {
+    let out = scratch("dead");
+    let o = out.to_str().unwrap();
+    let quick = ["--epochs", "1", "--train-images", "64", "--test-images", "32", "--quiet"];
+    // 3 classes in the net, 10 in the synthetic data.
+    let (code, _, err) =
+        netc(&[&["run", "tests/fixtures/small_cnn.net", "--set", "classes=3", "--out", o], &quick[..]].concat());
+    assert_eq!(code, 1);
+    assert!(err.contains("has 10 classes"), "{err}");
+    assert!(!out.exists(), "a run that failed before its first step left {}", out.display());
+    // Images of the wrong size, and missing data.
+    let data = scratch("dead-data");
+    image_folder(&data, &["a", "b"], 2, 16);
+    let folder = format!("folder:{}", data.display());
+    for (source, says) in
+        [(folder.as_str(), "the image is 16x16"), ("folder:/nonexistent/netc-data", "PATH/train/<class>")]
+    {
+        let (code, _, err) = netc(
+            &[&["run", "tests/fixtures/small_cnn.net", "--set", "classes=2", "--data", source, "--out", o], &quick[..]]
+                .concat(),
+        );
+        assert_eq!(code, 1, "{err}");
+        assert!(err.contains(says), "{err}");
+        assert!(!out.exists(), "{source}: a failed run left its directory");
+    }
+    // The same --out then works.
+    let (code, _, err) = netc(&[&["run", "tests/fixtures/small_cnn.net", "--out", o], &quick[..]].concat());
+    assert_eq!(code, 0, "{err}");
+    assert!(out.join("best.safetensors").exists());
+}
+
+#[test]
+fn a_one_class_data_set_is_refused_with_the_layout() {
+    let data = scratch("oneclass");
+    image_folder(&data, &["only"], 4, 32);
+    let folder = format!("folder:{}", data.display());
+    let out = data.join("run");
+    let args =
+        ["run", "tests/fixtures/small_cnn.net", "--data", &folder, "--epochs", "1", "--out", out.to_str().unwrap()];
+    let (code, _, err) = netc(&args);
+    assert_eq!(code, 1);
+    assert!(err.contains("has 1 class (only); a classifier needs at least 2"), "{err}");
+    let (code, _, err) = netc(&[&args[..], &["--set", "classes=1"]].concat());
+    assert_eq!(code, 1);
+    assert!(err.contains("error[E0202]") && err.contains("a classifier needs at least 2 classes"), "{err}");
+    assert!(!out.exists());
+}
+
+#[test]
+fn resume_refuses_fewer_epochs_than_were_trained_and_keeps_the_recipe() {
+    let out = scratch("fewer");
+    let o = out.to_str().unwrap();
+    let args = ["run", "tests/fixtures/small_cnn.net", "--epochs", "2", "--train-images", "64", "--test-images", "32"];
+    let (code, _, err) = netc(&[&args[..], &["--out", o, "--quiet"]].concat());
+    assert_eq!(code, 0, "{err}");
+    let before = std::fs::read_to_string(out.join("recipe.toml")).unwrap();
+    let (code, _, err) = netc(&["run", "--resume", o, "--epochs", "1"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("`--epochs 1`") && err.contains("has already trained 2 epochs"), "{err}");
+    assert_eq!(std::fs::read_to_string(out.join("recipe.toml")).unwrap(), before, "the recipe was rewritten");
+    // Extending says so.
+    let (code, stdout, err) = netc(&["run", "--resume", o, "--epochs", "3"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(stdout.contains("epochs change from 2 to 3 (recipe.toml updated)"), "{stdout}");
+    assert!(stdout.contains("done: test accuracy"), "{stdout}");
+}
+
+#[test]
+fn data_paths_in_a_spec_are_relative_to_it_and_runs_work_from_any_directory() {
+    let root = scratch("paths");
+    image_folder(&root.join("data"), &["a", "b"], 4, 32);
+    let spec = std::fs::read_to_string("tests/fixtures/small_cnn.net")
+        .unwrap()
+        .replace("dataset = \"synthetic\"", "dataset = \"folder:../data\"")
+        .replace("train_images = 2000\ntest_images = 500", "");
+    std::fs::create_dir_all(root.join("specs")).unwrap();
+    let spec_path = root.join("specs/net.net");
+    std::fs::write(&spec_path, spec).unwrap();
+    let out = root.join("run");
+    // From the crate root: `../data` is relative to the spec, not to here.
+    let (code, _, err) = netc(&[
+        "run",
+        spec_path.to_str().unwrap(),
+        "--set",
+        "classes=2",
+        "--epochs",
+        "1",
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let recipe = std::fs::read_to_string(out.join("recipe.toml")).unwrap();
+    let data = root.join("data");
+    assert!(recipe.contains(&format!("folder:{}", data.display())), "the run records an absolute path:\n{recipe}");
+    // Probing and comparing from another directory find the data.
+    let weights = out.join("best.safetensors");
+    let elsewhere = Command::new(env!("CARGO_BIN_EXE_netc"))
+        .current_dir(std::env::temp_dir())
+        .args(["compare", out.to_str().unwrap(), "--count", "2", "--out", root.join("cmp").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(elsewhere.status.success(), "{}", String::from_utf8_lossy(&elsewhere.stderr));
+    let probe = Command::new(env!("CARGO_BIN_EXE_netc"))
+        .current_dir(root.join("specs"))
+        .args(["probe", "net.net", "--set", "classes=2", "--weights", weights.to_str().unwrap(), "--count", "2"])
+        .output()
+        .unwrap();
+    assert!(probe.status.success(), "{}", String::from_utf8_lossy(&probe.stderr));
+}
+
+#[test]
+fn probe_never_writes_over_a_run_and_says_which_images_it_drew() {
+    let run = tiny_run("probe-fresh");
+    let own = std::fs::read(run.join("probe/figure.png")).unwrap();
+    let weights = run.join("best.safetensors");
+    let args = ["probe", "tests/fixtures/small_cnn.net", "--weights", weights.to_str().unwrap(), "--count", "5"];
+    let (code, stdout, err) = netc(&args);
+    assert_eq!(code, 0, "{err}");
+    assert!(stdout.contains("probe-2"), "a fresh folder beside the weights: {stdout}");
+    assert_eq!(std::fs::read(run.join("probe/figure.png")).unwrap(), own, "the run's own figure changed");
+    let csv = std::fs::read_to_string(run.join("probe-2/images.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 6, "a header and one row per image:\n{csv}");
+    assert!(csv.starts_with("row,index,class\n0,"), "{csv}");
+    // The run's own figure drew by the same rule: its first rows are the same images.
+    let run_csv = std::fs::read_to_string(run.join("probe/images.csv")).unwrap();
+    let first = |c: &str| c.lines().skip(1).take(3).map(str::to_string).collect::<Vec<_>>();
+    assert_eq!(first(&csv), first(&run_csv));
+    // An existing folder with files is refused, as is drawing no image.
+    let (code, _, err) = netc(&[&args[..], &["--out", run.to_str().unwrap()]].concat());
+    assert_eq!(code, 1);
+    assert!(err.contains("already exists"), "{err}");
+    let (code, _, err) = netc(&[&args[..4], &["--count", "0"]].concat());
+    assert_eq!(code, 1);
+    assert!(err.contains("`--count 0`"), "{err}");
+    assert!(!std::fs::read_dir(&run).unwrap().any(|e| e.unwrap().file_name().to_string_lossy().contains("partial")));
+}
+
+#[test]
+fn probe_streams_more_images_than_a_batch_on_one_scale_per_probe() {
+    let run = tiny_run("probe-stream");
+    let weights = run.join("best.safetensors");
+    let out = run.join("stream");
+    let (code, _, err) = netc(&[
+        "probe",
+        "tests/fixtures/small_cnn.net",
+        "--weights",
+        weights.to_str().unwrap(),
+        "--count",
+        "20",
+        "--shared-scale",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let maps = candle_core::safetensors::load(out.join("heatmaps.safetensors"), &candle_core::Device::Cpu).unwrap();
+    for probe in ["low", "high"] {
+        assert_eq!(maps[probe].dims(), [20, 32, 32]);
+        let v = maps[probe].flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        // Written map by map across two batches: the last images' maps are there too.
+        assert!(v.iter().all(|x| x.is_finite()) && v[19 * 1024..].iter().any(|x| *x != 0.0), "{probe}");
+        assert!(out.join(probe).join("19.png").exists());
+    }
+    // The figure shows the first 16 images: 16 rows of 128-pixel tiles.
+    let fig = image::open(out.join("figure.png")).unwrap();
+    assert!(fig.height() > 16 * 128 && fig.height() < 17 * 128 + 100, "{}", fig.height());
+}
+
+#[test]
+fn ctrl_c_mid_probe_leaves_neither_the_folder_nor_its_temporary() {
+    let run = tiny_run("probe-int");
+    let weights = run.join("best.safetensors");
+    let out = run.join("stopped");
+    let child = Command::new(env!("CARGO_BIN_EXE_netc"))
+        .args(["probe", "tests/fixtures/small_cnn.net", "--weights", weights.to_str().unwrap(), "--count", "20000"])
+        .args(["--out", out.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("netc starts");
+    let partial = run.join(format!(".stopped.partial-{}", child.id()));
+    let start = std::time::Instant::now();
+    while !partial.join("low").exists() && start.elapsed().as_secs() < 60 {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(partial.exists(), "the probe never started drawing");
+    let sent = Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill runs");
+    assert!(sent.success());
+    let result = child.wait_with_output().expect("netc exits");
+    assert_eq!(result.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&result.stderr).contains("interrupted"));
+    assert!(!partial.exists() && !out.exists(), "Ctrl-C left a folder behind");
+}
+
+#[test]
+fn compare_refuses_runs_of_different_data_and_names_each_runs_probes() {
+    let a = tiny_run("cmp-data-a");
+    let data = scratch("cmp-data");
+    image_folder(&data, &["a", "b"], 4, 32);
+    let b = scratch("cmp-data-b");
+    let folder = format!("folder:{}", data.display());
+    let args = ["run", "tests/fixtures/small_cnn.net", "--set", "classes=2", "--data", &folder, "--epochs", "1"];
+    let (code, _, err) = netc(&[&args[..], &["--out", b.to_str().unwrap(), "--quiet"]].concat());
+    assert_eq!(code, 0, "{err}");
+    let out = scratch("cmp-data-out");
+    let (code, _, err) = netc(&["compare", a.to_str().unwrap(), b.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("was trained on `synthetic`") && err.contains("compare runs of the same data"), "{err}");
+    let (code, _, err) = netc(&["compare", a.to_str().unwrap(), "--probe", "mid", "--out", out.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("not every run has probe `mid`; the common ones are low, high"), "{err}");
+    // A run without probes: the message lists what each run has.
+    let bare = scratch("cmp-bare");
+    std::fs::create_dir_all(&bare).unwrap();
+    let spec = std::fs::read_to_string("tests/fixtures/small_cnn.net").unwrap();
+    let spec = spec.replace("    probe low = s1\n    probe high = s3\n", "");
+    std::fs::write(bare.join("bare.net"), spec).unwrap();
+    let c = bare.join("run");
+    let spec_path = bare.join("bare.net");
+    let args = ["run", spec_path.to_str().unwrap(), "--epochs", "1"];
+    let more = ["--train-images", "64", "--test-images", "32", "--quiet", "--out", c.to_str().unwrap()];
+    let (code, _, err) = netc(&[&args[..], &more[..]].concat());
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = netc(&["compare", a.to_str().unwrap(), c.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("the runs have no probe in common:") && err.contains("has low, high; run has none"), "{err}");
+    // Into an existing run: refused.
+    let (code, _, err) = netc(&["compare", a.to_str().unwrap(), "--out", a.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("already exists"), "{err}");
 }

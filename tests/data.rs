@@ -148,6 +148,7 @@ fn channel_stats_are_in_unit_range_and_repeat_one_channel() {
         labels: vec![0],
         masks: None,
         source: "test".into(),
+        index: vec![0],
     };
     let (mean, std) = exact.channel_stats();
     assert!((mean[0] - 0.5).abs() < 1e-6 && (std[0] - 0.5).abs() < 1e-6);
@@ -240,6 +241,7 @@ fn crop_pads_with_zeros_and_flip_mirrors() {
         labels: vec![0],
         masks: None,
         source: "test".into(),
+        index: vec![0],
     });
     let at =
         |y: isize, x: isize| if (0..4).contains(&y) && (0..4).contains(&x) { img[(y * 4 + x) as usize] } else { 0 };

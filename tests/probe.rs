@@ -4,7 +4,7 @@
 use image::{Rgb, RgbImage};
 use netc::figure::font::text_height;
 use netc::figure::{jet, text_width};
-use netc::probe::grid::{PAD, grid};
+use netc::probe::grid::{self, PAD, grid};
 use netc::probe::heatmap::{aggregate, colour, normalize, overlay, range, resize, to_rgb};
 use netc::probe::score::{Scores, score, summarize};
 use netc::recipe::Aggregate;
@@ -208,4 +208,27 @@ fn sample_grid_png() {
     let path = std::env::temp_dir().join("probe_grid.png");
     grid(&rows, &titles, &labels, 4).save(&path).unwrap();
     println!("wrote {}", path.display());
+}
+
+#[test]
+fn a_legend_adds_a_title_and_a_colour_bar_under_each_heatmap_column() {
+    let tile = RgbImage::from_pixel(32, 32, Rgb([128, 128, 128]));
+    let rows = vec![vec![tile.clone(), tile.clone()]];
+    let titles = vec!["image".to_string(), "mid".to_string()];
+    let plain = grid::grid(&rows, &titles, &[], 1);
+    let legend = grid::Legend {
+        title: "probe mid: mean".to_string(),
+        bars: vec![None, Some(("0".to_string(), "1".to_string()))],
+    };
+    let fig = grid::grid_with_legend(&rows, &titles, &[], 1, &legend);
+    assert!(fig.width() >= plain.width(), "as wide as the grid, or the title");
+    assert!(fig.height() > plain.height() + grid::BAR_H, "room for the title and the bar");
+    // The bar runs from jet(0) to jet(1) under the second column only.
+    let x0 = PAD + 32 + PAD;
+    let bar_y = (0..fig.height()).rev().find(|&y| fig.get_pixel(x0, y).0 == jet(0.0)).expect("a bar");
+    assert_eq!(fig.get_pixel(x0 + 31, bar_y).0, jet(1.0));
+    assert_eq!(fig.get_pixel(PAD, bar_y).0, [255, 255, 255], "no bar under the image column");
+    assert_eq!(grid::value_label(0.0194), "0.0194");
+    assert_eq!(grid::value_label(12.5), "12.5");
+    assert_eq!(grid::value_label(-3.0e-4), "-3.00e-4");
 }

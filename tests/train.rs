@@ -188,3 +188,21 @@ fn optimisers_follow_pytorchs_update_rules() {
     let got = two_steps(adamw) as f64;
     assert!((got - w2).abs() < 1e-5, "{got} vs {w2}");
 }
+
+#[test]
+fn the_confusion_table_lines_up_with_long_class_names() {
+    let e = netc::train::Evaluation {
+        loss: 0.5,
+        accuracy: 0.5,
+        classes: vec!["a".into(), "a_rather_long_class_name".into()],
+        confusion: vec![vec![1, 0], vec![1, 0]],
+    };
+    let table = e.table();
+    // After the summary line and a blank line: the header, then a row per class.
+    let rows: Vec<&str> = table.lines().skip(2).take(3).collect();
+    assert_eq!(rows.len(), 3, "{table}");
+    // Every row's accuracy column ends at the same place.
+    let ends: Vec<usize> =
+        rows.iter().map(|r| r.find("accuracy").map_or_else(|| r.find('%').unwrap() + 1, |i| i + 8)).collect();
+    assert!(ends.iter().all(|&e| e == ends[0]), "columns do not line up:\n{table}");
+}

@@ -233,7 +233,20 @@ impl<'p> Builder<'p> {
             );
         }
         let output = match output {
-            Some(Located { value: Value::Tensor(id), .. }) => Some(id),
+            Some(Located { value: Value::Tensor(id), loc, text }) => {
+                // A classifier: one logit per class, and one class is no choice.
+                if let [n @ (0 | 1)] = self.nodes[id].shape[..] {
+                    self.error(
+                        Diagnostic::new(
+                            Code::Range,
+                            loc,
+                            format!("`{text}` gives {n} logit; a classifier needs at least 2 classes"),
+                        )
+                        .hint("end in `linear(classes)` with `classes` at least 2 (a one-class data set cannot be learned)"),
+                    );
+                }
+                Some(id)
+            }
             Some(Located { value: Value::Error, .. }) => None,
             Some(other) => {
                 self.error(Diagnostic::new(
@@ -402,7 +415,7 @@ impl<'p> Builder<'p> {
         }
         let shape_loc = Loc { file: scope.file, span: shape.span };
         let value = match self.eval(scope, shape) {
-            Value::List(items) if !items.is_empty() && items.len() <= 3 => {
+            Value::List(items) if items.len() == 3 => {
                 let dims: Option<Vec<usize>> = items.iter().map(|v| ops::whole(v, 1, 1 << 16)).collect();
                 match dims {
                     Some(dims) => {
@@ -432,7 +445,7 @@ impl<'p> Builder<'p> {
                 self.error(Diagnostic::new(
                     Code::Type,
                     shape_loc,
-                    "an input shape is a list of one to three sizes, like `[3, 32, 32]`",
+                    "an input shape is a list of three sizes, channels, height and width: `[3, 32, 32]`",
                 ));
                 Value::Error
             }
@@ -448,6 +461,18 @@ impl<'p> Builder<'p> {
         };
         let full = scope.qualify(&name.name);
         match v {
+            Value::Tensor(node) if self.nodes[node].shape.len() != 3 => self.error(
+                Diagnostic::new(
+                    Code::Type,
+                    loc,
+                    format!(
+                        "a probe looks at a feature map [C, H, W], but `{}` is {}, a vector",
+                        name.name,
+                        ops::fmt_shape(&self.nodes[node].shape)
+                    ),
+                )
+                .hint("probe a convolution's or pooling's output, before `gap`, `flatten` or `linear`"),
+            ),
             Value::Tensor(node) => {
                 if let Some(first) = self.probe_locs.get(&full) {
                     let first = *first;

@@ -140,6 +140,12 @@ fn build(path: &Path, text: String, overrides: &[(String, f64)], require_net: bo
             }
         }
     }
+    if let (Some(recipe), Some((file, _, span))) = (&recipe, &program.front_matter) {
+        for p in recipe.problems() {
+            let at = front_matter_table_key(&sources.get(*file).text, *span, &p.table, p.key);
+            eval_diags.push(Diagnostic::new(Code::RecipeValue, Loc { file: *file, span: at }, p.message));
+        }
+    }
     dedup(&mut eval_diags);
     diags.extend(eval_diags);
     // In reading order: file by file, top to bottom.
@@ -169,6 +175,28 @@ fn front_matter_key(text: &str, fm: Span, key: &str) -> Span {
         offset += line.len();
     }
     Span::new(fm.start, fm.start)
+}
+
+/// Where `key` is written in TOML table `table` (`train`, `profile.quick`):
+/// the first whole-word `key` after the line `[table]` and before the next
+/// table; else anywhere (`front_matter_key`).
+fn front_matter_table_key(text: &str, fm: Span, table: &str, key: &str) -> Span {
+    let header = format!("[{table}]");
+    let mut offset = fm.start;
+    let mut inside = false;
+    for line in text[fm.start..fm.end].split_inclusive('\n') {
+        let code = line.split('#').next().unwrap_or("").trim();
+        if code.starts_with('[') && !code.starts_with("[[") {
+            inside = code == header;
+        } else if inside {
+            let found = front_matter_key(line, Span::new(0, line.len()), key);
+            if found.end > found.start {
+                return Span::new(offset + found.start, offset + found.end);
+            }
+        }
+        offset += line.len();
+    }
+    front_matter_key(text, fm, key)
 }
 
 /// The same mistake inside a block is met once per instance, perhaps with

@@ -55,6 +55,7 @@ pub(super) fn load(
 
     let chosen = balanced_subset(&all_labels, limit.unwrap_or(usize::MAX), seed);
     let labels: Vec<u32> = chosen.iter().map(|&i| all_labels[i]).collect();
+    let index = chosen.clone();
     let mut entries: Vec<Option<Entry>> = entries.into_iter().map(Some).collect();
     let chosen: Vec<Entry> = chosen.iter().map(|&i| entries[i].take().expect("indices are distinct")).collect();
     drop(entries);
@@ -81,7 +82,7 @@ pub(super) fn load(
         decode(bytes, shape, out).map_err(fail)
     })?;
     drop(items);
-    Ok(Dataset { classes, shape, images, labels, masks: None, source })
+    Ok(Dataset { classes, shape, images, labels, masks: None, source, index })
 }
 
 fn is_image(name: &str) -> bool {

@@ -50,6 +50,10 @@ pub struct Dataset {
     pub masks: Option<Vec<u8>>,
     /// Where the images came from, for messages, e.g. `cifar10:/path`.
     pub source: String,
+    /// Each image's position in its whole split (sorted by class and file
+    /// name for folders, in file order for CIFAR-10), for saying which
+    /// images a figure shows.
+    pub index: Vec<usize>,
 }
 
 impl Dataset {
@@ -177,6 +181,17 @@ pub fn load(
         DataSource::Cifar10(dir) => cifar::load(dir, split, shape, limit, seed),
         DataSource::Folder(path) => folder::load(path, split, shape, limit, seed),
     }
+}
+
+/// The one rule for the test images heatmaps are drawn on, shared by
+/// `netc run` (its end-of-run figure), `netc probe` and `netc compare`: a
+/// class-balanced subset of `count` images of the whole test split, drawn
+/// with the fixed seed 0 ([`balanced_subset`]; for synthetic data, the first
+/// `count` test images, whose labels cycle through the classes). The same
+/// data therefore gives the same images to every run, whatever its seed or
+/// `test_images`. Their positions in the split are [`Dataset::index`].
+pub fn probe_images(source: &DataSource, shape: [usize; 3], count: usize) -> Result<Dataset, DataError> {
+    load(source, Split::Test, shape, Some(count), 0)
 }
 
 /// The indices (sorted) of a seeded subset of `n` items that is as balanced

@@ -53,6 +53,7 @@ pub(super) fn load(split: Split, shape: [usize; 3], limit: Option<usize>, seed: 
         labels,
         masks: Some(masks),
         source: name.into(),
+        index: (0..n).collect(),
     })
 }
 

@@ -12,6 +12,8 @@ pub mod heatmap;
 mod maps;
 pub mod score;
 
-pub use command::{ProbeRequest, ProbeScores, draw, probe_command, scores_table};
+pub use command::{
+    ProbeRequest, ProbeScores, STOP, aggregate_words, draw, fresh_probe_dir, partial_path, probe_command, scores_table,
+};
 pub use compare::{CompareRequest, compare};
 pub use maps::{ProbeMaps, probe_maps};

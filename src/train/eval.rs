@@ -35,14 +35,16 @@ impl Evaluation {
     pub fn table(&self) -> String {
         let n: u64 = self.confusion.iter().flatten().sum();
         let mut out = format!("accuracy {:.2}% on {n} images, loss {:.4}\n\n", self.accuracy * 100.0, self.loss);
-        let width = self.classes.iter().map(|c| c.len()).max().unwrap_or(5).max(7);
+        // Each row starts with "<index> <class>": the column is as wide as the widest.
+        let names: Vec<String> = self.classes.iter().enumerate().map(|(i, c)| format!("{i} {c}")).collect();
+        let width = names.iter().map(|c| c.chars().count()).max().unwrap_or(5).max(7);
         let _ = write!(out, "{:>width$}  {:>8}", "class", "accuracy");
         for i in 0..self.classes.len() {
             let _ = write!(out, " {i:>5}");
         }
         out.push('\n');
-        for (i, (class, acc)) in self.classes.iter().zip(self.per_class_accuracy()).enumerate() {
-            let _ = write!(out, "{:>width$}  {:>7.2}%", format!("{i} {class}"), acc * 100.0);
+        for (i, (name, acc)) in names.iter().zip(self.per_class_accuracy()).enumerate() {
+            let _ = write!(out, "{name:>width$}  {:>7.2}%", acc * 100.0);
             for count in &self.confusion[i] {
                 let _ = write!(out, " {count:>5}");
             }
@@ -106,10 +108,16 @@ pub fn evaluate_command(
     test_images: Option<usize>,
     batch_size: usize,
 ) -> Result<Evaluation, String> {
+    if batch_size == 0 {
+        return Err("`--batch-size 0`: a batch holds at least 1 image".to_string());
+    }
     let (model, norm) = load_model(graph, weights, &Device::Cpu)?;
     let mut net = Net::from_model(&model).map_err(|e| e.to_string())?;
     let shape = graph.image_shape()?;
     let data = data::load(source, Split::Test, shape, test_images, super::run::TEST_SEED).map_err(|e| e.to_string())?;
+    if data.is_empty() {
+        return Err(format!("{} has no test images to evaluate on", data.source));
+    }
     super::run::check_classes(graph, &data)?;
     evaluate(&mut net, Arc::new(data), batch_size, norm)
 }

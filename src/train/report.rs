@@ -17,11 +17,12 @@ pub fn write_report(dir: &Path, graph: &Graph, recipe: &Recipe, probes: Option<&
     let mut md = format!("# {}\n\n", graph.name);
     let _ = writeln!(
         md,
-        "{} parameters, {} multiply-adds per image. Data: `{}`. {} epochs, batch {}, {} lr {} ({} schedule), seed {}.\n",
+        "{} parameters, {} multiply-adds per image. Data: `{}`. {} epoch{}, batch {}, {} lr {} ({} schedule), seed {}.\n",
         group(graph.total_params()),
         group(graph.total_macs()),
         String::from(recipe.data.dataset.clone()),
         t.epochs,
+        super::run::plural(t.epochs.into()),
         t.batch_size,
         format!("{:?}", t.optimizer.kind).to_lowercase(),
         t.optimizer.lr,
@@ -66,8 +67,9 @@ pub fn write_report(dir: &Path, graph: &Graph, recipe: &Recipe, probes: Option<&
     if let Some(scores) = probes {
         let _ = writeln!(
             md,
-            "\n## Heatmaps\n\n{:?} of each probe's activations over channels, on {} test images, from the final weights ([figure](probe/figure.png)). Energy in object and pointing game need object masks (synthetic data).\n\n![heatmaps](probe/figure.png)\n",
-            recipe.probe.aggregate, recipe.probe.count
+            "\n## Heatmaps\n\n{} at each probe, on {} test images (a class-balanced subset of the test split with a fixed seed, the same that `netc probe` and `netc compare` draw; `probe/images.csv` lists them), from the final weights ([figure](probe/figure.png)). Energy in object and pointing game need object masks (synthetic data).\n\n![heatmaps](probe/figure.png)\n",
+            crate::probe::aggregate_words(recipe.probe.aggregate),
+            recipe.probe.count
         );
         md += &crate::probe::scores_table(scores, None);
     }

@@ -83,15 +83,109 @@ struct RunInfo {
     macs: u64,
     started: String,
     netc: String,
+    /// The `--profile` the run was started with, for hints.
+    #[serde(default)]
+    profile: Option<String>,
 }
 
+/// Runs or resumes training. Everything that can fail before the first
+/// step (the spec, the data and its classes and image size, the model) is
+/// checked before a new run directory exists, so a run that cannot start
+/// leaves nothing behind.
 pub fn run(opts: &RunOptions) -> Result<RunOutcome, String> {
-    let (dir, graph, recipe) = match (&opts.resume, &opts.spec) {
-        (Some(dir), _) => resume_dir(dir, &opts.settings)?,
-        (None, Some(spec)) => new_dir(spec, &opts.settings, opts.out.as_deref())?,
-        (None, None) => return Err("give a spec to run, or `--resume DIR`".to_string()),
+    match (&opts.resume, &opts.spec) {
+        (Some(dir), _) => {
+            let (graph, recipe, was) = resume_dir(dir, &opts.settings)?;
+            let ready = prepare(&graph, &recipe)?;
+            // A new epoch count is written once the run can go on, and said aloud.
+            if let Some(was) = was {
+                write(&dir.join("recipe.toml"), &toml::to_string(&recipe).expect("serialisable"))?;
+                if !opts.quiet {
+                    println!(
+                        "{}: the run's epochs change from {was} to {} (recipe.toml updated)",
+                        dir.display(),
+                        recipe.train.epochs
+                    );
+                }
+            }
+            train(dir, &graph, &recipe, ready, opts)
+        }
+        (None, Some(spec)) => {
+            let (graph, recipe) = resolve(spec, &opts.settings)?;
+            if let Some(out) = &opts.out {
+                refuse_existing(out)?;
+            }
+            let ready = prepare(&graph, &recipe)?;
+            let dir = new_dir(spec, &graph, &recipe, &opts.settings, opts.out.as_deref())?;
+            train(&dir, &graph, &recipe, ready, opts)
+        }
+        (None, None) => Err("give a spec to run, or `--resume DIR`".to_string()),
+    }
+}
+
+/// A run (or compare) never writes into a directory that has files.
+pub fn refuse_existing(out: &Path) -> Result<(), String> {
+    if out.exists() && out.read_dir().map_or(true, |mut d| d.next().is_some()) {
+        return Err(format!("`{}` already exists; netc never writes into another run's directory", out.display()));
+    }
+    Ok(())
+}
+
+/// What training needs besides the graph and recipe, made before the run
+/// directory is.
+struct Ready {
+    train_data: Arc<Dataset>,
+    test_data: Arc<Dataset>,
+    norm: Normalize,
+    model: Model,
+}
+
+fn prepare(graph: &Graph, recipe: &Recipe) -> Result<Ready, String> {
+    let t = &recipe.train;
+    let shape = graph.image_shape()?;
+    let load = |split, limit, seed| {
+        data::load(&recipe.data.dataset, split, shape, limit, seed).map_err(|e| match &recipe.data.dataset {
+            DataSource::Folder(_) => format!(
+                "{e}\n(an image folder is PATH/train/<class>/*.png|jpg and PATH/test/<class>/*.png|jpg, or a .tar.gz of them; \
+                 `--data folder:PATH` chooses another; README, \"Data\")"
+            ),
+            _ => e.to_string(),
+        })
     };
-    train(&dir, &graph, &recipe, opts)
+    let train_data = Arc::new(load(Split::Train, recipe.data.train_images, t.seed)?);
+    // The test set does not follow the training seed, so that runs with
+    // different seeds, `netc eval` and `netc probe` all see the same images.
+    let test_data = Arc::new(load(Split::Test, recipe.data.test_images, TEST_SEED)?);
+    for split in [&train_data, &test_data] {
+        if split.is_empty() {
+            return Err(format!("{} has no images in one of its splits", split.source));
+        }
+        if split.classes.len() < 2 {
+            return Err(format!(
+                "{} has {} class ({}); a classifier needs at least 2 (PATH/train/<class>/*, one folder per class)",
+                split.source,
+                split.classes.len(),
+                split.classes.join(", ")
+            ));
+        }
+        check_classes(graph, split)?;
+    }
+    if train_data.classes != test_data.classes {
+        return Err(format!(
+            "{}: the train split's classes ({}) differ from the test split's ({})",
+            train_data.source,
+            train_data.classes.join(", "),
+            test_data.classes.join(", ")
+        ));
+    }
+    if t.batch_size == 0 {
+        return Err("the batch size must be at least 1".to_string());
+    }
+    let (mean, std) = train_data.channel_stats();
+    // The native engine trains on the CPU; candle's model, which gives the
+    // initial weights and later draws the probes, lives there too.
+    let model = Model::new(graph, &Device::Cpu, t.seed).map_err(|e| e.to_string())?;
+    Ok(Ready { train_data, test_data, norm: Normalize { mean, std }, model })
 }
 
 /// Compiles the spec with the profile and command line applied, and makes
@@ -100,6 +194,7 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome, String> {
 /// and the recipe as they will run (the command line wins over the profile,
 /// the profile over the spec's recipe).
 pub fn resolve(spec: &Path, s: &Settings) -> Result<(Graph, Recipe), String> {
+    check_settings(s)?;
     let first = crate::compile::compile_file(spec, &s.set).map_err(|e| e.render())?;
     let mut recipe = first.recipe.clone();
     let mut graph = first.graph;
@@ -122,48 +217,81 @@ pub fn resolve(spec: &Path, s: &Settings) -> Result<(Graph, Recipe), String> {
         d.train_images = p.train_images.or(d.train_images);
         d.test_images = p.test_images.or(d.test_images);
     }
+    // Paths in a spec are relative to the spec file, as `use` is; `--data`
+    // is relative to the current directory. The run records them absolute.
+    let spec_dir = spec.parent().unwrap_or(Path::new(""));
+    recipe.data.dataset = anchored(&recipe.data.dataset, spec_dir);
     apply_settings(&mut recipe, s);
+    recipe.data.dataset = anchored(&recipe.data.dataset, Path::new(""));
+    if let (Some(epochs), Some(m)) =
+        (s.epochs, crate::recipe::warmup_problem(recipe.train.warmup_epochs, recipe.train.epochs))
+    {
+        return Err(format!("`--epochs {epochs}`: {m} (`warmup_epochs` is in the spec's [train])"));
+    }
     recipe.profile.clear();
     Ok((graph, recipe))
 }
 
-fn new_dir(spec: &Path, s: &Settings, out: Option<&Path>) -> Result<(PathBuf, Graph, Recipe), String> {
-    let (graph, recipe) = resolve(spec, s)?;
+/// The command line's values, by the rules the spec's recipe keeps
+/// (`Recipe::problems`), named as the options they came from.
+pub fn check_settings(s: &Settings) -> Result<(), String> {
+    let mut problems = Vec::new();
+    if s.epochs == Some(0) {
+        problems.push("`--epochs 0`: a run trains at least 1 epoch".to_string());
+    }
+    if s.batch_size == Some(0) {
+        problems.push("`--batch-size 0`: a batch holds at least 1 image".to_string());
+    }
+    if let Some(lr) = s.lr
+        && !(lr > 0.0 && lr.is_finite())
+    {
+        problems.push(format!("`--lr {lr}`: the learning rate must be above 0"));
+    }
+    for (option, n) in [("--train-images", s.train_images), ("--test-images", s.test_images)] {
+        if n == Some(0) {
+            problems.push(format!("`{option} 0`: use at least 1 image (leave the option out to use every image)"));
+        }
+    }
+    match problems.is_empty() {
+        true => Ok(()),
+        false => Err(problems.join("\nerror: ")),
+    }
+}
+
+fn new_dir(spec: &Path, graph: &Graph, recipe: &Recipe, s: &Settings, out: Option<&Path>) -> Result<PathBuf, String> {
     let stem = spec.file_stem().map_or("run".into(), |s| s.to_string_lossy().to_string());
     let dir = match out {
         Some(out) => {
-            if out.exists() && out.read_dir().map_or(true, |mut d| d.next().is_some()) {
-                return Err(format!(
-                    "`{}` already exists; a run never overwrites another run's directory",
-                    out.display()
-                ));
-            }
+            refuse_existing(out)?;
             out.to_path_buf()
         }
         None => unique_dir(&stem, s.profile.as_deref())?,
     };
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
-    let json = crate::summary::json(&graph);
+    let json = crate::summary::json(graph);
     write(&dir.join("graph.json"), &json)?;
-    let toml = toml::to_string(&recipe).map_err(|e| format!("cannot write the recipe: {e}"))?;
+    let toml = toml::to_string(recipe).map_err(|e| format!("cannot write the recipe: {e}"))?;
     write(&dir.join("recipe.toml"), &toml)?;
     let info = RunInfo {
-        spec: spec.display().to_string(),
+        spec: absolute(spec).display().to_string(),
         net: graph.name.clone(),
         graph_sha256: sha256(json.as_bytes()),
         params: graph.total_params(),
         macs: graph.total_macs(),
         started: utc_now(),
         netc: env!("CARGO_PKG_VERSION").to_string(),
+        profile: s.profile.clone(),
     };
     write(&dir.join("run.json"), &serde_json::to_string_pretty(&info).expect("serialisable"))?;
     write(&dir.join("metrics.csv"), &format!("{CSV_HEADER}\n"))?;
     write(&dir.join("metrics.jsonl"), "")?;
-    Ok((dir, graph, recipe))
+    Ok(dir)
 }
 
-/// Reads a run directory back: its graph and recipe, never the spec.
-fn resume_dir(dir: &Path, s: &Settings) -> Result<(PathBuf, Graph, Recipe), String> {
+/// Reads a run directory back: its graph and recipe, never the spec, with
+/// `--epochs` applied; and the epochs it had, if `--epochs` changed them.
+fn resume_dir(dir: &Path, s: &Settings) -> Result<(Graph, Recipe, Option<u32>), String> {
+    check_settings(s)?;
     let read = |name: &str| {
         std::fs::read_to_string(dir.join(name)).map_err(|e| format!("`{}`: {e}", dir.join(name).display()))
     };
@@ -182,11 +310,62 @@ fn resume_dir(dir: &Path, s: &Settings) -> Result<(PathBuf, Graph, Recipe), Stri
     if changed {
         return Err("`--resume` continues a run as it was; only `--epochs` may change".to_string());
     }
-    if let Some(epochs) = s.epochs {
-        recipe.train.epochs = epochs;
-        write(&dir.join("recipe.toml"), &toml::to_string(&recipe).expect("serialisable"))?;
+    if let Some(epochs) = s.epochs.filter(|e| *e != recipe.train.epochs) {
+        let last = dir.join("last.safetensors");
+        let done = match last.exists() {
+            true => checkpoint::load(&last, &Device::Cpu)?.progress.map_or(0, |p| p.epoch),
+            false => 0,
+        };
+        if u64::from(epochs) < done {
+            return Err(format!(
+                "`--epochs {epochs}`: {} has already trained {done} epoch{}; give at least {done}, or leave `--epochs` out to finish its {}",
+                dir.display(),
+                plural(done),
+                recipe.train.epochs
+            ));
+        }
+        if let Some(m) = crate::recipe::warmup_problem(recipe.train.warmup_epochs, epochs) {
+            return Err(format!("`--epochs {epochs}`: {m}"));
+        }
+        let was = std::mem::replace(&mut recipe.train.epochs, epochs);
+        return Ok((graph, recipe, Some(was)));
     }
-    Ok((dir.to_path_buf(), graph, recipe))
+    Ok((graph, recipe, None))
+}
+
+/// A data source with its path made absolute against `base` (relative
+/// itself to the current directory); `..` is resolved in the text.
+pub fn anchored(source: &DataSource, base: &Path) -> DataSource {
+    let at = |p: &str| {
+        let joined = absolute(&base.join(p));
+        let mut out = PathBuf::new();
+        for c in joined.components() {
+            match c {
+                std::path::Component::ParentDir => {
+                    out.pop();
+                }
+                std::path::Component::CurDir => {}
+                c => out.push(c),
+            }
+        }
+        out.display().to_string()
+    };
+    match source {
+        DataSource::Synthetic => DataSource::Synthetic,
+        DataSource::Cifar10(dir) => DataSource::Cifar10(at(dir)),
+        DataSource::Folder(path) => DataSource::Folder(at(path)),
+    }
+}
+
+/// "s" for every count but 1.
+pub fn plural(n: u64) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+/// `path` made absolute against the current directory (not resolving
+/// links), so that what a run records works from anywhere.
+pub fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
 fn apply_settings(recipe: &mut Recipe, s: &Settings) {
@@ -201,65 +380,33 @@ fn apply_settings(recipe: &mut Recipe, s: &Settings) {
     d.test_images = s.test_images.or(d.test_images);
 }
 
-fn train(dir: &Path, graph: &Graph, recipe: &Recipe, opts: &RunOptions) -> Result<RunOutcome, String> {
+fn train(dir: &Path, graph: &Graph, recipe: &Recipe, ready: Ready, opts: &RunOptions) -> Result<RunOutcome, String> {
     let t = &recipe.train;
-    let shape = graph.image_shape()?;
     let say = |line: &str| {
         if !opts.quiet {
             println!("{line}");
         }
     };
-    let load =
-        |split, limit, seed| data::load(&recipe.data.dataset, split, shape, limit, seed).map_err(|e| e.to_string());
-    let train_data = Arc::new(load(Split::Train, recipe.data.train_images, t.seed)?);
-    // The test set does not follow the training seed, so that runs with
-    // different seeds, `netc eval` and `netc probe` all see the same images.
-    let test_data = Arc::new(load(Split::Test, recipe.data.test_images, TEST_SEED)?);
-    for split in [&train_data, &test_data] {
-        if split.is_empty() {
-            return Err(format!("{} has no images in one of its splits", split.source));
-        }
-        check_classes(graph, split)?;
-    }
-    if train_data.classes != test_data.classes {
-        return Err(format!(
-            "{}: the train split's classes ({}) differ from the test split's ({})",
-            train_data.source,
-            train_data.classes.join(", "),
-            test_data.classes.join(", ")
-        ));
-    }
-    if t.batch_size == 0 {
-        return Err("the batch size must be at least 1".to_string());
-    }
-    let (mean, std) = train_data.channel_stats();
-    let norm = Normalize { mean, std };
-
-    // The native engine trains on the CPU; candle's model, which gives the
-    // initial weights and later draws the probes, lives there too.
+    let Ready { train_data, test_data, norm, mut model } = ready;
     let device = &Device::Cpu;
     let err = |e: candle_core::Error| e.to_string();
-    let mut model = Model::new(graph, device, t.seed).map_err(err)?;
     let mut optimizer = Optimizer::new(&t.optimizer);
     let last = dir.join("last.safetensors");
     let mut progress = Progress { best_accuracy: -1.0, ..Progress::default() };
     if last.exists() {
         let cp = checkpoint::load(&last, device)?;
         model.load_state(&cp.model, &checkpoint::NOT_MODEL).map_err(|m| {
-            format!(
-                "`{}` does not fit the run's graph: {}",
-                last.display(),
-                m.iter().map(|m| m.to_string()).collect::<Vec<_>>().join("; ")
-            )
+            format!("`{}` does not fit the run's graph:\n{}", last.display(), checkpoint::first_mismatches(&m))
         })?;
         progress = cp.progress.ok_or_else(|| format!("`{}` holds no training progress", last.display()))?;
         optimizer.restore(&cp.optimizer, progress.step)?;
         if progress.epoch >= t.epochs as u64 {
             let accuracy = read_metrics(dir).last().map_or(0.0, |m| m.test_accuracy);
             say(&format!(
-                "{} already finished its {} epochs; give `--epochs` to train longer",
+                "{} already finished its {} epoch{}; give `--epochs` to train longer",
                 dir.display(),
-                t.epochs
+                t.epochs,
+                plural(t.epochs.into())
             ));
             return Ok(RunOutcome::Finished {
                 dir: dir.to_path_buf(),
@@ -392,7 +539,19 @@ fn train(dir: &Path, graph: &Graph, recipe: &Recipe, opts: &RunOptions) -> Resul
     if !probes.is_empty() {
         let weights: std::collections::HashMap<String, Tensor> = net.state().into_iter().collect();
         model.load_state(&weights, &[]).map_err(|m| format!("the trained weights do not load: {m:?}"))?;
-        let scores = crate::probe::draw(&mut model, &test_data, norm, &probes, &recipe.probe, &dir.join("probe"))?;
+        // The images of `data::probe_images`, as `netc probe` and `netc compare` draw.
+        let shown = data::probe_images(&recipe.data.dataset, graph.image_shape()?, recipe.probe.count.max(1))
+            .map_err(|e| e.to_string())?;
+        let out = dir.join("probe");
+        let tmp = crate::probe::partial_path(&out);
+        let _ = std::fs::remove_dir_all(&tmp);
+        let scores =
+            crate::probe::draw(&mut model, &Arc::new(shown), norm, &probes, &recipe.probe, &tmp).inspect_err(|_| {
+                let _ = std::fs::remove_dir_all(&tmp);
+            })?;
+        let _ = std::fs::remove_dir_all(&out);
+        std::fs::rename(&tmp, &out)
+            .map_err(|e| format!("cannot move `{}` to `{}`: {e}", tmp.display(), out.display()))?;
         super::report::write_report(dir, graph, recipe, Some(&scores))?;
     }
     Ok(RunOutcome::Finished { dir: dir.to_path_buf(), final_accuracy, best_accuracy: progress.best_accuracy })
