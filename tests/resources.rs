@@ -6,16 +6,34 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// A folder in /tmp that an unprivileged user can enter too, holding a copy
-/// of the binary and the small spec (the checkout may sit where they cannot).
+/// A folder in /tmp that an unprivileged user can enter too, holding the
+/// small spec and a link to a copy of the binary (the checkout may sit where
+/// such a user cannot).
 fn sandbox(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("netc-resources-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("create the sandbox");
-    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("open the sandbox");
-    std::fs::copy(env!("CARGO_BIN_EXE_netc"), dir.join("netc")).expect("copy the binary");
+    let dir = open_folder(&format!("netc-resources-{name}-{}", std::process::id()));
+    std::os::unix::fs::symlink(binary(), dir.join("netc")).expect("link the binary");
     std::fs::copy("tests/fixtures/small_cnn.net", dir.join("small_cnn.net")).expect("copy the spec");
     dir
+}
+
+fn open_folder(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create a folder");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("open the folder");
+    dir
+}
+
+/// The one copy of the binary, made before either test starts a process: a
+/// copy written while another thread forks would be inherited open for
+/// writing, and executing it would fail with "text file busy".
+fn binary() -> &'static Path {
+    static COPY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    COPY.get_or_init(|| {
+        let dir = open_folder(&format!("netc-resources-bin-{}", std::process::id()));
+        std::fs::copy(env!("CARGO_BIN_EXE_netc"), dir.join("netc")).expect("copy the binary");
+        dir.join("netc")
+    })
 }
 
 fn text(out: &Output) -> String {
