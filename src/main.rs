@@ -232,6 +232,9 @@ struct TrainedArgs {
     /// Data source (default: the spec's, or its profile's).
     #[arg(long, value_parser = parse_data)]
     data: Option<DataSource>,
+    /// Leave out images that cannot be read or decoded, and say how many.
+    #[arg(long)]
+    skip_bad_images: bool,
 }
 
 impl TrainedArgs {
@@ -242,6 +245,7 @@ impl TrainedArgs {
             set: parse_sets(&self.set)?,
             data: self.data.clone(),
             test_images,
+            skip_bad_images: self.skip_bad_images,
             ..Default::default()
         };
         netc::train::resolve(&self.spec, &settings)
@@ -315,6 +319,11 @@ struct RunArgs {
     /// Use only N test images.
     #[arg(long, value_name = "N")]
     test_images: Option<usize>,
+    /// Leave out images of a folder or archive that cannot be read or
+    /// decoded (or have the wrong size), and say how many, instead of
+    /// stopping at the first; `skip_bad_images = true` in `[data]` does the same.
+    #[arg(long)]
+    skip_bad_images: bool,
 }
 
 fn parse_data(s: &str) -> Result<DataSource, String> {
@@ -423,6 +432,7 @@ fn execute(command: Command) -> Result<ExitCode, String> {
                 seed: a.seed,
                 train_images: a.train_images,
                 test_images: a.test_images,
+                skip_bad_images: a.skip_bad_images,
             };
             let _ = ctrlc::set_handler(|| netc::train::INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst));
             let opts = netc::train::RunOptions { spec, resume, settings, out, quiet, stop_after_steps };
@@ -444,8 +454,7 @@ fn execute(command: Command) -> Result<ExitCode, String> {
         Command::Eval { trained, test_images, batch_size, csv, device } => {
             cpu_device(&device, "eval")?;
             let (graph, recipe) = trained.resolve(test_images)?;
-            let (source, limit) = (recipe.data.dataset, recipe.data.test_images);
-            let e = netc::train::evaluate_command(&graph, &trained.weights, &source, limit, batch_size)?;
+            let e = netc::train::evaluate_command(&graph, &trained.weights, &recipe.data, batch_size)?;
             print!("{}", e.table());
             if let Some(path) = csv {
                 std::fs::write(&path, e.csv()).map_err(|err| format!("cannot write `{}`: {err}", path.display()))?;
@@ -469,7 +478,7 @@ fn execute(command: Command) -> Result<ExitCode, String> {
             let request = netc::probe::ProbeRequest {
                 graph: &graph,
                 weights: &weights,
-                source: &recipe.data.dataset,
+                data: &recipe.data,
                 probes,
                 settings: probe,
                 out: &out,

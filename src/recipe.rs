@@ -138,11 +138,15 @@ pub struct Data {
     pub train_images: Option<usize>,
     /// Use only the first N test images (all when absent).
     pub test_images: Option<usize>,
+    /// Leave out images of a folder or archive that cannot be read or
+    /// decoded (or have the wrong size), and say how many, instead of
+    /// stopping at the first (`--skip-bad-images`).
+    pub skip_bad_images: bool,
 }
 
 impl Default for Data {
     fn default() -> Self {
-        Data { dataset: DataSource::Synthetic, train_images: None, test_images: None }
+        Data { dataset: DataSource::Synthetic, train_images: None, test_images: None, skip_bad_images: false }
     }
 }
 

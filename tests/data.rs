@@ -149,6 +149,7 @@ fn channel_stats_are_in_unit_range_and_repeat_one_channel() {
         masks: None,
         source: "test".into(),
         index: vec![0],
+        skipped: Vec::new(),
     };
     let (mean, std) = exact.channel_stats();
     assert!((mean[0] - 0.5).abs() < 1e-6 && (std[0] - 0.5).abs() < 1e-6);
@@ -242,6 +243,7 @@ fn crop_pads_with_zeros_and_flip_mirrors() {
         masks: None,
         source: "test".into(),
         index: vec![0],
+        skipped: Vec::new(),
     });
     let at =
         |y: isize, x: isize| if (0..4).contains(&y) && (0..4).contains(&x) { img[(y * 4 + x) as usize] } else { 0 };
@@ -439,6 +441,7 @@ fn folder_directory_of_pngs_loads() {
     std::fs::write(tmp.0.join("test/dog/bad.jpg"), b"\xff\xd8\xff\xe0 garbage").unwrap();
     let err = data::load(&src, Split::Test, [3, 8, 8], None, 0).unwrap_err();
     assert!(err.to_string().starts_with(&format!("{}: cannot decode", tmp.0.join("test/dog/bad.jpg").display())));
+    assert!(err.to_string().contains("--skip-bad-images"), "{err}");
 
     let missing = DataSource::Folder(tmp.0.join("nowhere").display().to_string());
     let err = data::load(&missing, Split::Train, [3, 8, 8], None, 0).unwrap_err();
@@ -487,6 +490,45 @@ fn folder_tar_gz_errors_name_the_archive_and_entry() {
     write_tar_gz(&path, "", &[("other/a/x.png".into(), png(8, 8, 0))]);
     let err = data::load(&src, Split::Train, [3, 8, 8], None, 0).unwrap_err();
     assert!(err.to_string().contains("no .png, .jpg or .jpeg images under train/<class>/"), "{err}");
+}
+
+#[test]
+fn bad_images_are_left_out_and_counted_when_asked() {
+    let tmp = TempDir::new("skip-bad");
+    let path = tmp.0.join("mixed.tar.gz");
+    let mut files = tiny_files();
+    files.push(("train/dog/truncated.png".into(), png(8, 8, 7)[..40].to_vec()));
+    files.push(("train/cat/big.png".into(), png(9, 8, 0)));
+    write_tar_gz(&path, "", &files);
+    for source in [DataSource::Folder(path.display().to_string()), {
+        // The same files as a folder.
+        let dir = tmp.0.join("mixed");
+        for (name, bytes) in &files {
+            let file = dir.join(name);
+            std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+            std::fs::write(file, bytes).unwrap();
+        }
+        DataSource::Folder(dir.display().to_string())
+    }] {
+        // By default the first bad image stops the load, by name, with the way out.
+        let err = data::load(&source, Split::Train, [3, 8, 8], None, 0).unwrap_err().to_string();
+        assert!(err.contains("big.png") || err.contains("truncated.png"), "{err}");
+        let recipe = netc::recipe::Data { dataset: source.clone(), skip_bad_images: true, ..Default::default() };
+        let d = data::load_recipe_data(&recipe, Split::Train, [3, 8, 8], None, 0).unwrap();
+        assert_eq!(d.len(), 6, "the six good images stay");
+        assert_eq!(d.images.len(), 6 * 3 * 64);
+        assert_eq!(d.skipped.len(), 2, "{:?}", d.skipped);
+        assert!(
+            d.skipped.iter().any(|s| s.contains("truncated.png") && s.contains("cannot decode")),
+            "{:?}",
+            d.skipped
+        );
+        assert!(d.skipped.iter().any(|s| s.contains("big.png") && s.contains("9x8")), "{:?}", d.skipped);
+        // What remains is what a load without the bad files gives.
+        check_tiny(&d, Split::Train);
+        assert_eq!(d.index.len(), 6);
+        assert!(d.index.windows(2).all(|w| w[0] < w[1]));
+    }
 }
 
 #[test]

@@ -33,7 +33,7 @@ fn a_trained_net_looks_at_the_object_more_than_an_untrained_one() {
     let request = ProbeRequest {
         graph: &graph,
         weights: &dir.join("best.safetensors"),
-        source: &DataSource::Synthetic,
+        data: &netc::recipe::Data::default(),
         probes: vec!["high".to_string()],
         settings: ProbeSettings { aggregate: Aggregate::Gradcam, count: 64, ..ProbeSettings::default() },
         out: &out,

@@ -87,5 +87,5 @@ pub(super) fn load(
         }
     }
     let labels = chosen.iter().map(|&i| labels[i]).collect();
-    Ok(Dataset { classes, shape, images, labels, masks: None, source, index: chosen })
+    Ok(Dataset { classes, shape, images, labels, masks: None, source, index: chosen, skipped: Vec::new() })
 }

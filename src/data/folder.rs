@@ -30,6 +30,7 @@ pub(super) fn load(
     shape: [usize; 3],
     limit: Option<usize>,
     seed: u64,
+    skip_bad: bool,
 ) -> Result<Dataset, DataError> {
     let source = format!("folder:{path}");
     let [c, h, w] = shape;
@@ -62,8 +63,9 @@ pub(super) fn load(
 
     let size = c * h * w;
     let mut images = vec![0u8; chosen.len() * size];
-    let mut items: Vec<(&Entry, &mut [u8])> = chosen.iter().zip(images.chunks_exact_mut(size)).collect();
-    par_each(&mut items, |_, (entry, out)| {
+    let mut items: Vec<(&Entry, &mut [u8], Option<DataError>)> =
+        chosen.iter().zip(images.chunks_exact_mut(size)).map(|(e, out)| (e, out, None)).collect();
+    par_each(&mut items, |_, (entry, out, failed)| {
         let fail = |what: String| {
             if archive {
                 DataError::bad_entry(path, entry.name.clone(), what)
@@ -73,16 +75,45 @@ pub(super) fn load(
         };
         let read;
         let bytes = match &entry.bytes {
-            Bytes::Memory(b) => b.as_slice(),
-            Bytes::File(p) => {
-                read = std::fs::read(p).map_err(|e| DataError::io(p.display(), e))?;
-                read.as_slice()
-            }
+            Bytes::Memory(b) => Ok(b.as_slice()),
+            Bytes::File(p) => match std::fs::read(p) {
+                Ok(bytes) => {
+                    read = bytes;
+                    Ok(read.as_slice())
+                }
+                Err(e) => Err(DataError::io(p.display(), e)),
+            },
         };
-        decode(bytes, shape, out).map_err(fail)
+        match bytes.and_then(|b| decode(b, shape, out).map_err(fail)) {
+            Ok(()) => Ok(()),
+            Err(e) if skip_bad => {
+                *failed = Some(e);
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
     })?;
-    drop(items);
-    Ok(Dataset { classes, shape, images, labels, masks: None, source, index })
+    let failed: Vec<Option<DataError>> = items.into_iter().map(|(_, _, f)| f).collect();
+    let mut dataset = Dataset { classes, shape, images, labels, masks: None, source, index, skipped: Vec::new() };
+    if failed.iter().any(Option::is_some) {
+        dataset = without(dataset, &failed);
+    }
+    Ok(dataset)
+}
+
+/// The data set less the images that failed, which are listed as skipped.
+fn without(d: Dataset, failed: &[Option<DataError>]) -> Dataset {
+    let kept: Vec<usize> = (0..d.len()).filter(|&i| failed[i].is_none()).collect();
+    Dataset {
+        images: kept.iter().flat_map(|&i| d.image(i).iter().copied()).collect(),
+        labels: kept.iter().map(|&i| d.labels[i]).collect(),
+        index: kept.iter().map(|&i| d.index[i]).collect(),
+        skipped: failed.iter().flatten().map(|e| e.to_string()).collect(),
+        classes: d.classes,
+        shape: d.shape,
+        masks: None,
+        source: d.source,
+    }
 }
 
 fn is_image(name: &str) -> bool {
@@ -95,7 +126,9 @@ fn is_image(name: &str) -> bool {
 
 /// Decodes one image into `out` (C x H x W), which must match `shape`.
 fn decode(bytes: &[u8], [c, h, w]: [usize; 3], out: &mut [u8]) -> Result<(), String> {
-    let img = image::load_from_memory(bytes).map_err(|e| format!("cannot decode the image: {e}"))?;
+    let img = image::load_from_memory(bytes).map_err(|e| {
+        format!("cannot decode the image: {e} (`--skip-bad-images` leaves out images that cannot be read)")
+    })?;
     let (iw, ih) = (img.width() as usize, img.height() as usize);
     if (iw, ih) != (w, h) {
         return Err(format!(

@@ -54,6 +54,9 @@ pub struct Dataset {
     /// name for folders, in file order for CIFAR-10), for saying which
     /// images a figure shows.
     pub index: Vec<usize>,
+    /// Images left out because they could not be read (with
+    /// `skip_bad_images`, [`load_recipe_data`]): each one's name and what was wrong.
+    pub skipped: Vec<String>,
 }
 
 impl Dataset {
@@ -176,10 +179,35 @@ pub fn load(
     limit: Option<usize>,
     seed: u64,
 ) -> Result<Dataset, DataError> {
+    load_split(source, split, shape, limit, seed, false)
+}
+
+/// [`load`] as a recipe's `[data]` says: its source, and with
+/// `skip_bad_images` an image of a folder or archive that cannot be read,
+/// decoded, or is not of `shape` is left out and listed in
+/// [`Dataset::skipped`] instead of failing the whole load.
+pub fn load_recipe_data(
+    data: &crate::recipe::Data,
+    split: Split,
+    shape: [usize; 3],
+    limit: Option<usize>,
+    seed: u64,
+) -> Result<Dataset, DataError> {
+    load_split(&data.dataset, split, shape, limit, seed, data.skip_bad_images)
+}
+
+fn load_split(
+    source: &DataSource,
+    split: Split,
+    shape: [usize; 3],
+    limit: Option<usize>,
+    seed: u64,
+    skip_bad: bool,
+) -> Result<Dataset, DataError> {
     match source {
         DataSource::Synthetic => synthetic::load(split, shape, limit, seed),
         DataSource::Cifar10(dir) => cifar::load(dir, split, shape, limit, seed),
-        DataSource::Folder(path) => folder::load(path, split, shape, limit, seed),
+        DataSource::Folder(path) => folder::load(path, split, shape, limit, seed, skip_bad),
     }
 }
 
@@ -190,8 +218,8 @@ pub fn load(
 /// `count` test images, whose labels cycle through the classes). The same
 /// data therefore gives the same images to every run, whatever its seed or
 /// `test_images`. Their positions in the split are [`Dataset::index`].
-pub fn probe_images(source: &DataSource, shape: [usize; 3], count: usize) -> Result<Dataset, DataError> {
-    load(source, Split::Test, shape, Some(count), 0)
+pub fn probe_images(data: &crate::recipe::Data, shape: [usize; 3], count: usize) -> Result<Dataset, DataError> {
+    load_recipe_data(data, Split::Test, shape, Some(count), 0)
 }
 
 /// The indices (sorted) of a seeded subset of `n` items that is as balanced

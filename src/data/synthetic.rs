@@ -54,6 +54,7 @@ pub(super) fn load(split: Split, shape: [usize; 3], limit: Option<usize>, seed: 
         masks: Some(masks),
         source: name.into(),
         index: (0..n).collect(),
+        skipped: Vec::new(),
     })
 }
 

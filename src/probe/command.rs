@@ -280,7 +280,8 @@ pub fn scores_table(trained: &ProbeScores, untrained: Option<&ProbeScores>) -> S
 pub struct ProbeRequest<'a> {
     pub graph: &'a crate::graph::Graph,
     pub weights: &'a Path,
-    pub source: &'a crate::recipe::DataSource,
+    /// The recipe's `[data]`: where the test images come from.
+    pub data: &'a crate::recipe::Data,
     /// Probe names; all of the net's when empty.
     pub probes: Vec<String>,
     pub settings: ProbeSettings,
@@ -313,7 +314,7 @@ pub fn probe_command(r: &ProbeRequest) -> Result<String, String> {
         ));
     }
     let shape = r.graph.image_shape()?;
-    let images = data::probe_images(r.source, shape, r.settings.count).map_err(|e| e.to_string())?;
+    let images = data::probe_images(r.data, shape, r.settings.count).map_err(|e| e.to_string())?;
     let images = Arc::new(images);
     let tmp = partial_path(r.out);
     let _ = std::fs::remove_dir_all(&tmp);

@@ -108,7 +108,7 @@ pub fn compare(r: &CompareRequest) -> Result<String, String> {
         let (mut model, norm) = crate::checkpoint::load_model(&run.graph, &weights, &r.device)?;
         let shape = run.graph.image_shape()?;
         // The same images for every run: the one rule of `data::probe_images`.
-        let images = data::probe_images(&run.recipe.data.dataset, shape, r.count).map_err(|e| e.to_string())?;
+        let images = data::probe_images(&run.recipe.data, shape, r.count).map_err(|e| e.to_string())?;
         let images = std::sync::Arc::new(images);
         let mut maps = Vec::new();
         for batch in

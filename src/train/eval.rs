@@ -9,7 +9,6 @@ use candle_core::Device;
 use super::optim::softmax_cross_entropy;
 use crate::checkpoint::load_model;
 use crate::data::{self, Dataset, Normalize, Split};
-use crate::recipe::DataSource;
 use crate::runtime::Mode;
 use crate::runtime::native::{self, Net};
 
@@ -104,8 +103,7 @@ pub fn evaluate(net: &mut Net, data: Arc<Dataset>, batch_size: usize, norm: Norm
 pub fn evaluate_command(
     graph: &crate::graph::Graph,
     weights: &Path,
-    source: &DataSource,
-    test_images: Option<usize>,
+    data: &crate::recipe::Data,
     batch_size: usize,
 ) -> Result<Evaluation, String> {
     if batch_size == 0 {
@@ -114,7 +112,9 @@ pub fn evaluate_command(
     let (model, norm) = load_model(graph, weights, &Device::Cpu)?;
     let mut net = Net::from_model(&model).map_err(|e| e.to_string())?;
     let shape = graph.image_shape()?;
-    let data = data::load(source, Split::Test, shape, test_images, super::run::TEST_SEED).map_err(|e| e.to_string())?;
+    let data = data::load_recipe_data(data, Split::Test, shape, data.test_images, super::run::TEST_SEED)
+        .map_err(|e| e.to_string())?;
+    super::run::report_skipped(&data, "test");
     if data.is_empty() {
         return Err(format!("{} has no test images to evaluate on", data.source));
     }

@@ -34,6 +34,7 @@ pub struct Settings {
     pub seed: Option<u64>,
     pub train_images: Option<usize>,
     pub test_images: Option<usize>,
+    pub skip_bad_images: bool,
 }
 
 pub struct RunOptions {
@@ -140,11 +141,31 @@ struct Ready {
     model: Model,
 }
 
+/// Says on stderr how many images `skip_bad_images` left out, and the first
+/// few of them with what was wrong.
+pub(super) fn report_skipped(data: &Dataset, split: &str) {
+    if data.skipped.is_empty() {
+        return;
+    }
+    let n = data.skipped.len();
+    eprintln!(
+        "warning: left out {n} {split} image{} that could not be read (skip_bad_images); {} remain",
+        if n == 1 { "" } else { "s" },
+        data.len()
+    );
+    for line in data.skipped.iter().take(5) {
+        eprintln!("  {line}");
+    }
+    if n > 5 {
+        eprintln!("  ... and {} more", n - 5);
+    }
+}
+
 fn prepare(graph: &Graph, recipe: &Recipe) -> Result<Ready, String> {
     let t = &recipe.train;
     let shape = graph.image_shape()?;
     let load = |split, limit, seed| {
-        data::load(&recipe.data.dataset, split, shape, limit, seed).map_err(|e| match &recipe.data.dataset {
+        data::load_recipe_data(&recipe.data, split, shape, limit, seed).map_err(|e| match &recipe.data.dataset {
             DataSource::Folder(_) => format!(
                 "{e}\n(an image folder is PATH/train/<class>/*.png|jpg and PATH/test/<class>/*.png|jpg, or a .tar.gz of them; \
                  `--data folder:PATH` chooses another; README, \"Data\")"
@@ -156,6 +177,8 @@ fn prepare(graph: &Graph, recipe: &Recipe) -> Result<Ready, String> {
     // The test set does not follow the training seed, so that runs with
     // different seeds, `netc eval` and `netc probe` all see the same images.
     let test_data = Arc::new(load(Split::Test, recipe.data.test_images, TEST_SEED)?);
+    report_skipped(&train_data, "training");
+    report_skipped(&test_data, "test");
     for split in [&train_data, &test_data] {
         if split.is_empty() {
             return Err(format!("{} has no images in one of its splits", split.source));
@@ -378,6 +401,7 @@ fn apply_settings(recipe: &mut Recipe, s: &Settings) {
     d.dataset = s.data.clone().unwrap_or(d.dataset.clone());
     d.train_images = s.train_images.or(d.train_images);
     d.test_images = s.test_images.or(d.test_images);
+    d.skip_bad_images |= s.skip_bad_images;
 }
 
 fn train(dir: &Path, graph: &Graph, recipe: &Recipe, ready: Ready, opts: &RunOptions) -> Result<RunOutcome, String> {
@@ -540,7 +564,7 @@ fn train(dir: &Path, graph: &Graph, recipe: &Recipe, ready: Ready, opts: &RunOpt
         let weights: std::collections::HashMap<String, Tensor> = net.state().into_iter().collect();
         model.load_state(&weights, &[]).map_err(|m| format!("the trained weights do not load: {m:?}"))?;
         // The images of `data::probe_images`, as `netc probe` and `netc compare` draw.
-        let shown = data::probe_images(&recipe.data.dataset, graph.image_shape()?, recipe.probe.count.max(1))
+        let shown = data::probe_images(&recipe.data, graph.image_shape()?, recipe.probe.count.max(1))
             .map_err(|e| e.to_string())?;
         let out = dir.join("probe");
         let tmp = crate::probe::partial_path(&out);
