@@ -184,6 +184,10 @@ fn an_editor_session_on_a_spec_and_its_library() {
     snapshot("hover_probe", &c.at("textDocument/hover", &main, 7, 11));
     snapshot("hover_param", &c.at("textDocument/hover", &main, 4, 28));
 
+    // Requests do not publish the same diagnostics again.
+    let again = c.pending.iter().filter(|m| is_diagnostics_for(m, &main)).count();
+    assert_eq!(again, 0, "{:?}", c.pending);
+
     // Definitions: a block in the `use`d file, the `use` path, a value.
     snapshot("definition_block", &c.at("textDocument/definition", &main, 4, 13));
     snapshot("definition_use", &c.at("textDocument/definition", &main, 0, 6));
@@ -341,4 +345,61 @@ fn hostile_input_gets_diagnostics_or_errors_and_the_server_keeps_serving() {
     assert_eq!(symbols["result"][0]["name"], "a", "{symbols}");
     c.finish();
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Every bad spec gets, in the editor, what `netc check` prints: the same
+/// codes, messages, hints and places.
+#[test]
+fn diagnostics_are_those_of_netc_check() {
+    use lsp_server::Notification;
+    let mut checked = 0;
+    for entry in std::fs::read_dir(root().join("tests/bad")).expect("tests/bad") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_none_or(|e| e != "net") {
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(&path) else { continue };
+        let expected: Vec<String> = match netc::compile::check_file(&path) {
+            Ok(_) => Vec::new(),
+            Err(f) => f
+                .diagnostics
+                .iter()
+                .map(|d| {
+                    let (file, line, col) = d.loc.map_or((path.clone(), 1, 1), |l| {
+                        let (line, col) = f.sources.line_col(l.file, l.span.start);
+                        (f.sources.get(l.file).path.clone(), line, col)
+                    });
+                    let hint = d.hint.as_ref().map(|h| format!("\nhint: {h}")).unwrap_or_default();
+                    format!("{}:{line}:{col} {} {}{hint}", uri(&file), d.code.as_str(), d.message)
+                })
+                .collect(),
+        };
+        let mut server = netc::lsp::Server::default();
+        let doc = json!({ "uri": uri(&path), "languageId": "netc", "version": 1, "text": text });
+        server.notify(Notification::new("textDocument/didOpen".into(), json!({ "textDocument": doc })));
+        server.publish_diagnostics();
+        let mut got: Vec<String> = server
+            .take_outbox()
+            .iter()
+            .flat_map(|n| {
+                let uri = n.params["uri"].as_str().unwrap_or("").to_string();
+                n.params["diagnostics"].as_array().cloned().unwrap_or_default().into_iter().map(move |d| {
+                    let start = &d["range"]["start"];
+                    format!(
+                        "{uri}:{}:{} {} {}",
+                        start["line"].as_u64().unwrap() + 1,
+                        start["character"].as_u64().unwrap() + 1,
+                        d["code"].as_str().unwrap(),
+                        d["message"].as_str().unwrap()
+                    )
+                })
+            })
+            .collect();
+        let mut expected = expected;
+        expected.sort();
+        got.sort();
+        assert_eq!(got, expected, "{}", path.display());
+        checked += 1;
+    }
+    assert!(checked >= 30, "only {checked} bad specs");
 }

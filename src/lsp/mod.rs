@@ -304,6 +304,8 @@ impl Server {
                 }
             }
         }
+        // Files that had diagnostics and now have none, or are closed.
+        self.published.retain(|uri, diags| !diags.is_empty() || self.docs.contains_key(uri));
         for uri in self.published.keys() {
             by_uri.entry(uri.clone()).or_default();
         }
@@ -315,7 +317,9 @@ impl Server {
             let version = self.docs.get(&uri).map(|d| d.version);
             let params = PublishDiagnosticsParams { uri: parsed, diagnostics: diags.clone(), version };
             self.outbox.push(Notification::new("textDocument/publishDiagnostics".into(), params));
-            if diags.is_empty() {
+            // Empty lists are kept for open documents, so that an idle
+            // moment does not publish "no diagnostics" again.
+            if diags.is_empty() && !self.docs.contains_key(&uri) {
                 self.published.remove(&uri);
             } else {
                 self.published.insert(uri, diags);
