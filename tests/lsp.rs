@@ -268,6 +268,12 @@ fn unsaved_text_of_an_open_library_is_what_the_spec_uses() {
     c.open(&lib, &lib_text);
     c.open(&main, &text);
     assert_eq!(c.diagnostics(&main, Some(1))["diagnostics"], json!([]));
+    // A library on its own instantiates nothing: its hover and hints come
+    // from the open spec that uses it, one entry per block instance.
+    snapshot("library_hover_from_spec", &c.at("textDocument/hover", &lib, 7, 4));
+    let range = json!({ "start": { "line": 0, "character": 0 }, "end": { "line": 20, "character": 0 } });
+    let hints = c.request("textDocument/inlayHint", json!({ "textDocument": { "uri": lib }, "range": range }));
+    snapshot("library_inlay_hints_from_spec", &hints);
     // Renaming a block in the open library, unsaved, breaks the spec that
     // calls it: the spec reads the buffer, not the file on disk.
     let edited = lib_text.replace("block unit(x, c)", "block unit2(x, c)");
@@ -402,4 +408,67 @@ fn diagnostics_are_those_of_netc_check() {
         checked += 1;
     }
     assert!(checked >= 30, "only {checked} bad specs");
+}
+
+/// Every request at every few characters of every paper spec, library and
+/// bad spec (and a mangled copy of each) is answered without an internal
+/// error (a handler that panicked).
+#[test]
+fn every_request_anywhere_in_every_spec_is_answered() {
+    use lsp_server::{Notification, Request, RequestId};
+    let mut files = Vec::new();
+    for dir in ["specs", "specs/lib", "tests/bad", "tests/lsp"] {
+        for entry in std::fs::read_dir(root().join(dir)).expect("folder") {
+            let path = entry.expect("entry").path();
+            if path.extension().is_some_and(|e| e == "net") {
+                files.push(path);
+            }
+        }
+    }
+    let mut asked = 0;
+    for path in files {
+        let Ok(text) = std::fs::read_to_string(&path) else { continue };
+        // The text, and the text cut off in the middle of a line.
+        let cut: String = text.chars().take(text.chars().count() * 2 / 3).collect();
+        for (version, text) in [(1, text), (2, cut)] {
+            let mut server = netc::lsp::Server::default();
+            let doc = json!({ "uri": uri(&path), "languageId": "netc", "version": version, "text": text });
+            server.notify(Notification::new("textDocument/didOpen".into(), json!({ "textDocument": doc })));
+            server.publish_diagnostics();
+            let lines: Vec<&str> = text.lines().collect();
+            for (line, l) in lines.iter().enumerate() {
+                for character in (0..=l.chars().count() + 1).step_by(3) {
+                    let td = json!({ "uri": uri(&path) });
+                    let pos = json!({ "line": line, "character": character });
+                    for (method, params) in [
+                        ("textDocument/hover", json!({ "textDocument": td, "position": pos })),
+                        ("textDocument/definition", json!({ "textDocument": td, "position": pos })),
+                        ("textDocument/completion", json!({ "textDocument": td, "position": pos })),
+                        (
+                            "textDocument/references",
+                            json!({ "textDocument": td, "position": pos, "context": { "includeDeclaration": true } }),
+                        ),
+                    ] {
+                        let reply = server.request(Request::new(RequestId::from(1), method.into(), params));
+                        assert!(reply.response_result.is_ok(), "{method} at {line}:{character} of {}", path.display());
+                        asked += 1;
+                    }
+                }
+            }
+            let whole =
+                json!({ "start": { "line": 0, "character": 0 }, "end": { "line": lines.len() + 1, "character": 0 } });
+            for (method, params) in [
+                ("textDocument/inlayHint", json!({ "textDocument": { "uri": uri(&path) }, "range": whole })),
+                ("textDocument/documentSymbol", json!({ "textDocument": { "uri": uri(&path) } })),
+                (
+                    "textDocument/formatting",
+                    json!({ "textDocument": { "uri": uri(&path) }, "options": { "tabSize": 4, "insertSpaces": true } }),
+                ),
+            ] {
+                let reply = server.request(Request::new(RequestId::from(2), method.into(), params));
+                assert!(reply.response_result.is_ok(), "{method} on {}: {:?}", path.display(), reply.response_result);
+            }
+        }
+    }
+    assert!(asked > 10_000, "only {asked} requests");
 }

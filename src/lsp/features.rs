@@ -83,25 +83,37 @@ fn location(s: &Server, a: &Analyzed, loc: Loc) -> Option<Location> {
 // ----- hover ----------------------------------------------------------------
 
 pub fn hover(s: &mut Server, p: HoverParams) -> Result<Option<Hover>, String> {
-    let (a, offset) = at(s, &p.text_document_position_params)?;
-    let Some(Some(model)) = a.models.first() else { return Ok(None) };
-    let (span, markdown) = match model.hit(offset) {
-        Some(Hit::Binding(_, b)) => (b.name.span, value_hover(&a, &b.name.name, root_loc(b.name.span))),
-        Some(Hit::Read(def, r)) => match def.binding(&r.name) {
-            Some(b) => (r.span, value_hover(&a, &r.name, root_loc(b.name.span))),
-            None => return Ok(None),
-        },
-        Some(Hit::Callee(_, c)) => (c.callee.span, call_hover(&a, &c.callee.name, root_loc(c.callee.span))),
-        Some(Hit::Use(_, span)) => {
-            let target = a.analysis.index.uses.iter().find(|(l, _)| *l == root_loc(span));
-            (span, target.map(|(_, path)| format!("`{}`", path.display())))
+    let p = p.text_document_position_params;
+    // The document's own analysis first; then, for a library, the open
+    // specs that use it, which instantiate its blocks.
+    for (a, file) in s.analyses_of(p.text_document.uri.as_str()) {
+        let offset = a.lines[file].offset(a.text(file), p.position);
+        if let Some((span, value)) = hover_in(&a, file, offset) {
+            return Ok(Some(Hover {
+                contents: HoverContents::Markup(MarkupContent { kind: MarkupKind::Markdown, value }),
+                range: Some(a.range(Loc { file, span })),
+            }));
         }
-        None => return Ok(None),
-    };
-    Ok(markdown.map(|value| Hover {
-        contents: HoverContents::Markup(MarkupContent { kind: MarkupKind::Markdown, value }),
-        range: Some(a.range(root_loc(span))),
-    }))
+    }
+    if s.docs.contains_key(p.text_document.uri.as_str()) {
+        Ok(None)
+    } else {
+        Err(format!("`{}` is not an open document", p.text_document.uri.as_str()))
+    }
+}
+
+fn hover_in(a: &Analyzed, file: usize, offset: usize) -> Option<(Span, String)> {
+    let model = a.models.get(file)?.as_ref()?;
+    let at = |span| Loc { file, span };
+    match model.hit(offset)? {
+        Hit::Binding(_, b) => Some((b.name.span, value_hover(a, &b.name.name, at(b.name.span))?)),
+        Hit::Read(def, r) => Some((r.span, value_hover(a, &r.name, at(def.binding(&r.name)?.name.span))?)),
+        Hit::Callee(_, c) => Some((c.callee.span, call_hover(a, &c.callee.name, at(c.callee.span))?)),
+        Hit::Use(_, span) => {
+            let (_, path) = a.analysis.index.uses.iter().find(|(l, _)| *l == at(span))?;
+            Some((span, format!("`{}`", path.display())))
+        }
+    }
 }
 
 /// What a name holds: a feature map's shape and where it comes from, or a
@@ -412,15 +424,28 @@ fn item(label: &str, kind: CompletionItemKind, detail: String) -> CompletionItem
 // ----- inlay hints, symbols, formatting ------------------------------------------
 
 /// Each assignment's output shape at the end of its statement.
+/// In a library, the shapes come from the open specs that use it.
 pub fn inlay_hints(s: &mut Server, p: InlayHintParams) -> Result<Option<Vec<InlayHint>>, String> {
-    let a = analyzed(s, &p.text_document.uri)?;
-    let Some(Some(model)) = a.models.first() else { return Ok(Some(Vec::new())) };
-    let (lines, text) = (&a.lines[ROOT], a.text(ROOT));
-    let (from, to) = (lines.offset(text, p.range.start), lines.offset(text, p.range.end));
+    analyzed(s, &p.text_document.uri)?;
+    let mut hints = Vec::new();
+    for (a, file) in s.analyses_of(p.text_document.uri.as_str()) {
+        hints = hints_in(&a, file, p.range);
+        if !hints.is_empty() {
+            break;
+        }
+    }
+    Ok(Some(hints))
+}
+
+fn hints_in(a: &Analyzed, file: usize, range: Range) -> Vec<InlayHint> {
+    let Some(Some(model)) = a.models.get(file) else { return Vec::new() };
+    let (lines, text) = (&a.lines[file], a.text(file));
+    let (from, to) = (lines.offset(text, range.start), lines.offset(text, range.end));
     let mut hints = Vec::new();
     for def in &model.defs {
         for b in def.bindings.iter().filter(|b| b.kind == BindKind::Assign && from <= b.end && b.end <= to) {
-            let shapes = distinct(a.analysis.index.bindings_at(root_loc(b.name.span)).filter_map(|s| match s.value {
+            let at = Loc { file, span: b.name.span };
+            let shapes = distinct(a.analysis.index.bindings_at(at).filter_map(|s| match s.value {
                 Bound::Node(id) => Some(fmt_shape(&a.analysis.index.nodes[id].shape)),
                 _ => None,
             }));
@@ -439,7 +464,7 @@ pub fn inlay_hints(s: &mut Server, p: InlayHintParams) -> Result<Option<Vec<Inla
             });
         }
     }
-    Ok(Some(hints))
+    hints
 }
 
 /// Nets and blocks, with their probes inside.

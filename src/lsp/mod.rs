@@ -287,6 +287,23 @@ impl Server {
         Some(analyzed)
     }
 
+    /// The analyses that hold the document `key`: its own (as file 0),
+    /// then those of the other open documents that `use` it.
+    fn analyses_of(&mut self, key: &str) -> Vec<(Rc<Analyzed>, usize)> {
+        let Some(path) = self.docs.get(key).map(|d| d.path.clone()) else { return Vec::new() };
+        let mut out: Vec<(Rc<Analyzed>, usize)> = self.analyzed(key).map(|a| (a, 0)).into_iter().collect();
+        let others: Vec<String> = self.docs.keys().filter(|k| *k != key).cloned().collect();
+        for other in others {
+            if let Some(a) = self.analyzed(&other)
+                && let Some(file) = a.analysis.sources.find(&path)
+                && file != 0
+            {
+                out.push((a, file));
+            }
+        }
+        out
+    }
+
     /// Checks every stale document and queues `publishDiagnostics` for
     /// each file whose diagnostics changed (all the files that open
     /// documents read, and those that no longer have any).
