@@ -472,3 +472,30 @@ fn every_request_anywhere_in_every_spec_is_answered() {
     }
     assert!(asked > 10_000, "only {asked} requests");
 }
+
+/// A 20,000-line spec with an error on every line, and its shape hints:
+/// answered, and quickly enough that nothing is quadratic.
+#[test]
+fn a_file_of_twenty_thousand_errors_and_hints_is_answered_quickly() {
+    use lsp_server::{Notification, Request, RequestId};
+    let mut text = String::from("net big() {\n    input x: [3, 8, 8]\n    y0 = x |> relu\n");
+    for i in 1..20_000 {
+        text.push_str(&format!("    y{i} = y{} |> relu |> nope{i}\n", i - 1));
+    }
+    text.push_str("    return y0 |> gap |> linear(2)\n}\n");
+    let path = std::env::temp_dir().join("netc-lsp-errors.net");
+    let start = std::time::Instant::now();
+    let mut server = netc::lsp::Server::default();
+    let doc = json!({ "uri": uri(&path), "languageId": "netc", "version": 1, "text": text });
+    server.notify(Notification::new("textDocument/didOpen".into(), json!({ "textDocument": doc })));
+    server.publish_diagnostics();
+    let published = server.take_outbox();
+    let n = published[0].params["diagnostics"].as_array().map_or(0, Vec::len);
+    assert_eq!(n, 19_999, "one unknown op per line");
+    let range = json!({ "start": { "line": 0, "character": 0 }, "end": { "line": 30_000, "character": 0 } });
+    let params = json!({ "textDocument": { "uri": uri(&path) }, "range": range });
+    let reply = server.request(Request::new(RequestId::from(1), "textDocument/inlayHint".into(), params));
+    assert!(reply.response_result.is_ok());
+    // Seconds even in a debug build on a busy machine; quadratic would be minutes.
+    assert!(start.elapsed() < std::time::Duration::from_secs(30), "{:?}", start.elapsed());
+}

@@ -61,17 +61,32 @@ pub struct Index {
 }
 
 impl Index {
+    /// Orders the sites by place (instances keep their order), for
+    /// [`Index::bindings_at`] and [`Index::calls_at`].
+    pub(super) fn sort(&mut self) {
+        let key = |s: &Site| (s.loc.file, s.loc.span.start, s.loc.span.end);
+        self.bindings.sort_by_key(key);
+        self.calls.sort_by_key(key);
+    }
+
     /// The binding sites at `loc`, one per instance.
     pub fn bindings_at(&self, loc: Loc) -> impl Iterator<Item = &Site> {
-        self.bindings.iter().filter(move |s| s.loc == loc)
+        at(&self.bindings, loc)
     }
 
     /// The call sites at `loc` (a callee's name), one per instance.
     pub fn calls_at(&self, loc: Loc) -> impl Iterator<Item = &Site> {
-        self.calls.iter().filter(move |s| s.loc == loc)
+        at(&self.calls, loc)
     }
 
     pub fn block(&self, name: &str) -> Option<&BlockSig> {
         self.blocks.iter().find(|b| b.name == name)
     }
+}
+
+/// The sites at `loc` in a list sorted by place.
+fn at(sites: &[Site], loc: Loc) -> impl Iterator<Item = &Site> {
+    let key = (loc.file, loc.span.start, loc.span.end);
+    let first = sites.partition_point(|s| (s.loc.file, s.loc.span.start, s.loc.span.end) < key);
+    sites[first..].iter().take_while(move |s| s.loc == loc)
 }

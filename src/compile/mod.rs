@@ -166,6 +166,7 @@ fn build(path: &Path, text: String, overrides: &[(String, f64)], require_net: bo
         })
         .collect();
     index.blocks.sort_by_key(|b| (b.loc.file, b.loc.span.start));
+    index.sort();
     if let (Some(recipe), Some((_, net))) = (&recipe, &program.net) {
         let params: Vec<&str> = net.params.iter().map(|p| p.name.name.as_str()).collect();
         for key in recipe.profile.values().flat_map(|p| p.set.keys()) {

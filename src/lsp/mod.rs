@@ -310,14 +310,17 @@ impl Server {
     pub fn publish_diagnostics(&mut self) {
         let keys: Vec<String> = self.docs.keys().cloned().collect();
         let mut by_uri: BTreeMap<String, Vec<lsp_types::Diagnostic>> = BTreeMap::new();
+        // A file's diagnostics found from two documents are shown once.
+        let mut seen = std::collections::HashSet::new();
         for key in &keys {
             let Some(a) = self.analyzed(key) else { continue };
             by_uri.entry(key.clone()).or_default();
             for (file, d) in features::diagnostics(&a) {
                 let uri = self.uri_of(a.path(file));
-                let list = by_uri.entry(uri).or_default();
-                if !list.contains(&d) {
-                    list.push(d);
+                let (start, end) = (d.range.start, d.range.end);
+                let place = (start.line, start.character, end.line, end.character);
+                if seen.insert((uri.clone(), place, d.message.clone())) {
+                    by_uri.entry(uri).or_default().push(d);
                 }
             }
         }
