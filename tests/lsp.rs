@@ -499,3 +499,54 @@ fn a_file_of_twenty_thousand_errors_and_hints_is_answered_quickly() {
     // Seconds even in a debug build on a busy machine; quadratic would be minutes.
     assert!(start.elapsed() < std::time::Duration::from_secs(30), "{:?}", start.elapsed());
 }
+
+/// Frames that are not JSON-RPC, messages before `initialize` and after
+/// `shutdown`: each is answered or logged, and the session goes on.
+#[test]
+fn broken_frames_and_messages_out_of_place_do_not_end_the_session() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_netc"))
+        .arg("lsp")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("netc lsp starts");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, replies) = channel();
+    std::thread::spawn(move || {
+        let mut r = BufReader::new(stdout);
+        while let Some(msg) = read_message(&mut r) {
+            let _ = tx.send(msg);
+        }
+    });
+    let mut raw = |bytes: &[u8]| {
+        stdin.write_all(bytes).expect("write");
+        stdin.flush().expect("flush");
+    };
+    let frame = |body: &str| format!("Content-Length: {}\r\n\r\n{body}", body.len());
+    let next = || replies.recv_timeout(PATIENCE).expect("a reply");
+    raw(frame(r#"{"jsonrpc":"2.0","id":1,"method":"textDocument/hover","params":{}}"#).as_bytes());
+    assert_eq!(next()["error"]["code"], -32002, "not initialized yet");
+    raw(frame(r#"{"jsonrpc":"2.0","id":2,"method":"initialize","params":{"capabilities":{}}}"#).as_bytes());
+    assert!(next()["result"]["capabilities"].is_object());
+    // No `initialized`: a client may skip it. Then frames that are not
+    // JSON-RPC, one with an id, one not UTF-8, one without a length.
+    raw(frame("{this is not json").as_bytes());
+    assert_eq!(next()["method"], "window/logMessage");
+    raw(frame(r#"{"jsonrpc":"2.0","id":3,"method":7}"#).as_bytes());
+    assert_eq!(next()["error"]["code"], -32600);
+    raw(b"Content-Length: 2\r\n\r\n\xff\xfe");
+    assert_eq!(next()["method"], "window/logMessage");
+    raw(b"X-Nonsense\r\n\r\n");
+    assert_eq!(next()["method"], "window/logMessage");
+    raw(frame(r#"{"jsonrpc":"2.0","id":4,"method":"netc/nothing"}"#).as_bytes());
+    assert_eq!(next()["error"]["code"], -32601);
+    raw(frame(r#"{"jsonrpc":"2.0","id":5,"method":"shutdown"}"#).as_bytes());
+    assert_eq!(next()["id"], 5);
+    raw(frame(r#"{"jsonrpc":"2.0","id":6,"method":"textDocument/hover","params":{}}"#).as_bytes());
+    assert_eq!(next()["error"]["code"], -32600, "after shutdown");
+    raw(frame(r#"{"jsonrpc":"2.0","method":"exit"}"#).as_bytes());
+    let status = child.wait().expect("exits");
+    assert!(status.success(), "{status}");
+}

@@ -11,6 +11,7 @@
 mod features;
 mod model;
 pub mod text;
+pub mod transport;
 
 use std::collections::{BTreeMap, HashMap};
 use std::panic::AssertUnwindSafe;
@@ -92,20 +93,22 @@ pub struct Server {
 
 /// Runs the server on stdin and stdout until the client says `exit`.
 pub fn run() -> Result<(), String> {
-    let (connection, io) = Connection::stdio();
+    let (connection, writer) = transport::stdio();
     let served = serve(&connection);
     drop(connection);
-    let joined = io.join().map_err(|e| format!("lsp: {e}"));
-    served.and(joined)
+    let written = match writer.join() {
+        Ok(r) => r.map_err(|e| format!("lsp: {e}")),
+        Err(_) => Err("lsp: the writer thread failed".to_string()),
+    };
+    served.and(written)
 }
 
 fn serve(connection: &Connection) -> Result<(), String> {
-    let (id, _params) = connection.initialize_start().map_err(|e| format!("lsp: {e}"))?;
-    let init = json!({
-        "capabilities": capabilities(),
-        "serverInfo": { "name": "netc", "version": env!("CARGO_PKG_VERSION") },
-    });
-    connection.initialize_finish(id, init).map_err(|e| format!("lsp: {e}"))?;
+    // The protocol's states: before `initialize`, serving, after `shutdown`.
+    // Messages out of place are answered with an error, never the end of
+    // the session; only `exit` (or the end of the input) ends it.
+    let mut initialized = false;
+    let mut shut_down = false;
     let mut server = Server::default();
     while let Ok(msg) = connection.receiver.recv() {
         let mut next = Some(msg);
@@ -113,14 +116,38 @@ fn serve(connection: &Connection) -> Result<(), String> {
         // that a burst of edits is checked once.
         while let Some(msg) = next.take() {
             match msg {
+                Message::Notification(n) if n.method == "exit" => return Ok(()),
+                Message::Request(req) if req.method == "initialize" && !initialized => {
+                    initialized = true;
+                    let init = json!({
+                        "capabilities": capabilities(),
+                        "serverInfo": { "name": "netc", "version": env!("CARGO_PKG_VERSION") },
+                    });
+                    send(connection, Response::new_ok(req.id, init).into())?;
+                }
+                Message::Request(req) if !initialized || shut_down => {
+                    let (code, state) = if shut_down {
+                        (ErrorCode::InvalidRequest, "after `shutdown`")
+                    } else {
+                        (ErrorCode::ServerNotInitialized, "before `initialize`")
+                    };
+                    let message = format!("`{}` {state}", req.method);
+                    send(connection, Response::new_err(req.id, code as i32, message).into())?;
+                }
+                Message::Request(req) if req.method == "shutdown" => {
+                    shut_down = true;
+                    send(connection, Response::new_ok(req.id, ()).into())?;
+                }
                 Message::Request(req) => {
-                    if connection.handle_shutdown(&req).map_err(|e| format!("lsp: {e}"))? {
-                        return Ok(());
-                    }
                     let resp = server.request(req);
                     send(connection, resp.into())?;
                 }
-                Message::Notification(n) if n.method == "exit" => return Ok(()),
+                Message::Notification(n) if n.method == transport::INVALID => {
+                    if let Some(resp) = server.invalid(n) {
+                        send(connection, resp.into())?;
+                    }
+                }
+                Message::Notification(_) if !initialized || shut_down => {}
                 Message::Notification(n) => server.notify(n),
                 Message::Response(_) => {}
             }
@@ -129,7 +156,9 @@ fn serve(connection: &Connection) -> Result<(), String> {
             }
             next = connection.receiver.try_recv().ok();
         }
-        server.publish_diagnostics();
+        if initialized && !shut_down {
+            server.publish_diagnostics();
+        }
         for n in server.take_outbox() {
             send(connection, n.into())?;
         }
@@ -357,6 +386,19 @@ impl Server {
 
     pub fn take_outbox(&mut self) -> Vec<Notification> {
         std::mem::take(&mut self.outbox)
+    }
+
+    /// A frame the transport could not read: an error reply if it had a
+    /// request id, else a log message.
+    fn invalid(&mut self, n: Notification) -> Option<Response> {
+        let message = n.params["message"].as_str().unwrap_or("an unreadable message").to_string();
+        match serde_json::from_value::<lsp_server::RequestId>(n.params["id"].clone()) {
+            Ok(id) => Some(Response::new_err(id, ErrorCode::InvalidRequest as i32, message)),
+            Err(_) => {
+                self.log(format!("ignored {message}"));
+                None
+            }
+        }
     }
 
     fn log(&mut self, message: String) {
