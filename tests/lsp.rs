@@ -162,8 +162,15 @@ fn shown(v: &Value) -> String {
     text.replace(&uri(&root()), "file:///ROOT").replace(&root().display().to_string(), "ROOT")
 }
 
+/// A reply as a snapshot, without the envelope (`jsonrpc`, the request's
+/// number), so that adding a request does not change the others.
 fn snapshot(name: &str, v: &Value) {
-    common::snapshots("lsp").bind(|| insta::assert_snapshot!(name, shown(v)));
+    let mut v = v.clone();
+    if let Some(map) = v.as_object_mut() {
+        map.remove("jsonrpc");
+        map.remove("id");
+    }
+    common::snapshots("lsp").bind(|| insta::assert_snapshot!(name, shown(&v)));
 }
 
 #[test]
@@ -183,6 +190,7 @@ fn an_editor_session_on_a_spec_and_its_library() {
     snapshot("hover_op_call", &c.at("textDocument/hover", &main, 6, 22));
     snapshot("hover_probe", &c.at("textDocument/hover", &main, 7, 11));
     snapshot("hover_param", &c.at("textDocument/hover", &main, 4, 28));
+    snapshot("hover_net", &c.at("textDocument/hover", &main, 2, 5));
 
     // Requests do not publish the same diagnostics again.
     let again = c.pending.iter().filter(|m| is_diagnostics_for(m, &main)).count();
@@ -274,6 +282,14 @@ fn unsaved_text_of_an_open_library_is_what_the_spec_uses() {
     let range = json!({ "start": { "line": 0, "character": 0 }, "end": { "line": 20, "character": 0 } });
     let hints = c.request("textDocument/inlayHint", json!({ "textDocument": { "uri": lib }, "range": range }));
     snapshot("library_inlay_hints_from_spec", &hints);
+    // References of a block from its definition: its calls in the library
+    // and in the open spec that uses it.
+    snapshot("library_hover_block_definition", &c.at("textDocument/hover", &lib, 2, 8));
+    let refs = json!({
+        "textDocument": { "uri": lib }, "position": { "line": 2, "character": 8 },
+        "context": { "includeDeclaration": true }
+    });
+    snapshot("library_block_references", &c.request("textDocument/references", refs));
     // Renaming a block in the open library, unsaved, breaks the spec that
     // calls it: the spec reads the buffer, not the file on disk.
     let edited = lib_text.replace("block unit(x, c)", "block unit2(x, c)");

@@ -113,7 +113,51 @@ fn hover_in(a: &Analyzed, file: usize, offset: usize) -> Option<(Span, String)> 
             let (_, path) = a.analysis.index.uses.iter().find(|(l, _)| *l == at(span))?;
             Some((span, format!("`{}`", path.display())))
         }
+        Hit::Def(def) if def.is_net => {
+            let Ok(crate::compile::Checked::Net(c)) = &a.analysis.outcome else { return None };
+            let g = &c.graph;
+            let args: Vec<String> = g.args.iter().map(|(k, v)| format!("{k} = {}", fmt_num(*v))).collect();
+            let out = &g.nodes[g.output];
+            let text = format!(
+                "```netc\nnet {}({})\n```\n- input `{}`, output `{}`\n- {} nodes, {} parameters, {} multiply-adds ({})\n",
+                g.name,
+                args.join(", "),
+                fmt_shape(g.input_shape()),
+                fmt_shape(&out.shape),
+                g.nodes.len(),
+                group(g.total_params()),
+                group(g.total_macs()),
+                si(g.total_macs())
+            );
+            Some((def.name.span, text))
+        }
+        Hit::Def(def) => {
+            let block = a.analysis.index.block(&def.name.name)?;
+            let calls = block_calls(a, &def.name.name).len();
+            let text = format!(
+                "```netc\nblock {}\n```\ncalled at {calls} place{} in this file and the files it `use`s\n",
+                signature(block),
+                if calls == 1 { "" } else { "s" }
+            );
+            Some((def.name.span, text))
+        }
     }
+}
+
+/// Every call of block `name` in the files of an analysis.
+fn block_calls(a: &Analyzed, name: &str) -> Vec<Loc> {
+    a.models
+        .iter()
+        .enumerate()
+        .filter_map(|(file, m)| Some((file, m.as_ref()?)))
+        .flat_map(|(file, m)| {
+            m.defs
+                .iter()
+                .flat_map(|d| &d.calls)
+                .filter(|c| c.callee.name == name)
+                .map(move |c| Loc { file, span: c.callee.span })
+        })
+        .collect()
 }
 
 /// What a name holds: a feature map's shape and where it comes from, or a
@@ -250,6 +294,7 @@ pub fn definition(s: &mut Server, p: GotoDefinitionParams) -> Result<Option<Goto
         }
         Some(Hit::Read(def, r)) => def.binding(&r.name).and_then(|b| location(s, &a, root_loc(b.name.span))),
         Some(Hit::Binding(_, b)) => location(s, &a, root_loc(b.name.span)),
+        Some(Hit::Def(d)) => location(s, &a, root_loc(d.name.span)),
         None => None,
     };
     Ok(target.map(GotoDefinitionResponse::Scalar))
@@ -263,33 +308,33 @@ pub fn references(s: &mut Server, p: ReferenceParams) -> Result<Option<Vec<Locat
         Some(Hit::Read(def, Ident { name, .. }) | Hit::Binding(def, Binding { name: Ident { name, .. }, .. })) => {
             def.occurrences(name, with_decl).into_iter().map(root_loc).collect()
         }
-        // A block: its calls in every file read, and its definition.
-        Some(Hit::Callee(_, c)) => {
-            let name = &c.callee.name;
-            let mut locs: Vec<Loc> = a
-                .models
-                .iter()
-                .enumerate()
-                .filter_map(|(file, m)| Some((file, m.as_ref()?)))
-                .flat_map(|(file, m)| {
-                    m.defs
-                        .iter()
-                        .flat_map(|d| &d.calls)
-                        .filter(|c| c.callee.name == *name)
-                        .map(move |c| Loc { file, span: c.callee.span })
-                })
-                .collect();
-            if with_decl && let Some(b) = a.analysis.index.block(name) {
-                locs.insert(0, b.loc);
+        // A block: its definition, and its calls in every file read by
+        // this document or by the open documents that use it.
+        Some(
+            Hit::Callee(_, Call { callee: Ident { name, .. }, .. })
+            | Hit::Def(DefModel { name: Ident { name, .. }, is_net: false, .. }),
+        ) => {
+            let name = name.clone();
+            let mut out: Vec<Location> = Vec::new();
+            let mut seen = std::collections::HashSet::new();
+            for (other, _) in s.analyses_of(p.text_document_position.text_document.uri.as_str()) {
+                let decl = other.analysis.index.block(&name).filter(|_| with_decl).map(|b| b.loc);
+                for l in decl.into_iter().chain(block_calls(&other, &name)) {
+                    if let Some(l) = location(s, &other, l)
+                        && seen.insert((l.uri.as_str().to_string(), l.range.start.line, l.range.start.character))
+                    {
+                        out.push(l);
+                    }
+                }
             }
-            locs
+            return Ok(Some(out));
         }
         _ => return Ok(None),
     };
     Ok(Some(locs.into_iter().filter_map(|l| location(s, &a, l)).collect()))
 }
 
-use super::model::Binding;
+use super::model::{Binding, Call};
 use crate::syntax::ast::Ident;
 
 // ----- completion ---------------------------------------------------------------

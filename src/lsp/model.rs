@@ -57,6 +57,8 @@ pub enum Hit<'m> {
     Read(&'m DefModel, &'m Ident),
     Callee(&'m DefModel, &'m Call),
     Use(&'m str, Span),
+    /// The name of a `block` or `net` in its header.
+    Def(&'m DefModel),
 }
 
 impl FileModel {
@@ -92,6 +94,9 @@ impl FileModel {
             return Some(Hit::Use(path, *span));
         }
         let def = self.def_at(offset)?;
+        if inside(def.name.span) {
+            return Some(Hit::Def(def));
+        }
         if let Some(b) = def.bindings.iter().find(|b| inside(b.name.span)) {
             return Some(Hit::Binding(def, b));
         }
