@@ -315,6 +315,16 @@ fn hostile_input_gets_diagnostics_or_errors_and_the_server_keeps_serving() {
     let diags = c.diagnostics(&uri(&dir.join("latin1.net")), None);
     assert_eq!(diags["diagnostics"][0]["code"], "E0006", "{diags}");
 
+    // `use`s of a device, of the server's own input, of a folder: each a
+    // located error, and nothing is read from them.
+    let devices = dir.join("devices.net");
+    let text =
+        "use \"/dev/zero\"\nuse \"/dev/stdin\"\nuse \"/tmp\"\n\nnet n() {\n    input x: [3, 8, 8]\n    return x\n}\n";
+    c.open(&uri(&devices), text);
+    let diags = c.diagnostics(&uri(&devices), Some(1));
+    let codes: Vec<&Value> = diags["diagnostics"].as_array().unwrap().iter().map(|d| &d["code"]).collect();
+    assert_eq!(codes, [&json!("E0003"), &json!("E0003"), &json!("E0003")], "{diags}");
+
     // A `use` cycle.
     let (cycle, cycle_text) = fixture("cycle_a.net");
     c.open(&cycle, &cycle_text);
