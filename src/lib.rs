@@ -13,6 +13,7 @@ pub mod diag;
 pub mod figure;
 pub mod fmt;
 pub mod graph;
+pub mod lsp;
 pub mod probe;
 pub mod recipe;
 pub mod rng;

@@ -16,6 +16,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Serve the Language Server Protocol on stdin and stdout, for editors:
+    /// diagnostics, hover, definitions, completion, shape hints.
+    Lsp,
     /// Check specs for mistakes; print every error with its line and column.
     ///
     /// A file without a net is checked as a library of blocks. Exits 0 when
@@ -391,6 +394,7 @@ fn restore_sigpipe() {
 /// Runs one command; an `Err` is printed by `fail` with exit code 1.
 fn execute(command: Command) -> Result<ExitCode, String> {
     match command {
+        Command::Lsp => netc::lsp::run().map(|()| ExitCode::SUCCESS),
         Command::Check { specs } => {
             let mut failed = 0;
             for spec in &specs {

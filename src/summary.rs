@@ -73,7 +73,7 @@ pub fn table(graph: &Graph) -> String {
 }
 
 /// The op and its settings, compactly: `conv 3x3/2 p1 d2 g4 -bias`.
-fn describe(n: &Node) -> String {
+pub fn describe(n: &Node) -> String {
     match &n.op {
         Op::Conv { kernel, stride, padding, dilation, groups, bias, .. } => {
             let mut s = format!("conv {kernel}x{kernel}/{stride}");
@@ -164,7 +164,7 @@ pub fn group(n: u64) -> String {
 }
 
 /// 1521756160 -> "1.52 G".
-fn si(n: u64) -> String {
+pub fn si(n: u64) -> String {
     let n = n as f64;
     match n {
         n if n >= 1e9 => format!("{:.2} G", n / 1e9),

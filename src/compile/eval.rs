@@ -7,6 +7,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use super::index::{Bound, Index, Site};
 use super::load::Program;
 use super::ops;
 use crate::diag::{Code, Diagnostic, FileId, Loc, Span, closest};
@@ -95,6 +96,8 @@ pub struct Builder<'p> {
     /// Block calls so far, and whether a limit has been reported.
     block_calls: usize,
     too_big: bool,
+    /// Which place made which node (bindings and calls), for the editor.
+    index: Index,
 }
 
 impl<'p> Builder<'p> {
@@ -113,6 +116,7 @@ impl<'p> Builder<'p> {
             probe_locs: HashMap::new(),
             block_calls: 0,
             too_big: false,
+            index: Index::default(),
         }
     }
 
@@ -175,14 +179,27 @@ impl<'p> Builder<'p> {
         self.nodes[id].receptive_field
     }
 
+    /// Notes in the index what the place `loc` evaluated to, and the nodes
+    /// made since `first_node`.
+    fn record(&mut self, call: bool, loc: Loc, value: &Value, first_node: usize) {
+        let value = match value {
+            Value::Tensor(id) => Bound::Node(*id),
+            Value::Num(n) => Bound::Num(*n),
+            Value::Error => Bound::Error,
+            other => Bound::Other(other.describe()),
+        };
+        let site = Site { loc, value, nodes: first_node.min(self.nodes.len())..self.nodes.len() };
+        if call { self.index.calls.push(site) } else { self.index.bindings.push(site) }
+    }
+
     // ----- the net -------------------------------------------------------
 
     /// Instantiates the net with its parameters. Returns the graph when
-    /// nothing went wrong.
-    pub fn net(mut self, overrides: &[(String, f64)]) -> (Option<Graph>, Vec<Diagnostic>) {
+    /// nothing went wrong, and the index of what was built either way.
+    pub fn net(mut self, overrides: &[(String, f64)]) -> (Option<Graph>, Vec<Diagnostic>, Index) {
         let Some((file, net)) = &self.program.net else {
             self.check_uncalled_blocks();
-            return (None, self.diags);
+            return (None, self.diags, self.index);
         };
         let (file, net) = (*file, net.clone());
         let mut scope = Scope { file, prefix: String::new(), vars: HashMap::new() };
@@ -206,6 +223,7 @@ impl<'p> Builder<'p> {
             if let Value::Num(n) = value {
                 args.insert(p.name.name.clone(), n);
             }
+            self.record(false, loc, &value, self.nodes.len());
             self.bind(&mut scope, &p.name, value);
         }
         let known: Vec<&str> = net.params.iter().map(|p| p.name.name.as_str()).collect();
@@ -258,6 +276,7 @@ impl<'p> Builder<'p> {
             }
             None => None,
         };
+        self.index.nodes = self.nodes.clone();
         let graph = match output {
             Some(output) if self.diags.is_empty() => {
                 let mut nodes = std::mem::take(&mut self.nodes);
@@ -276,7 +295,7 @@ impl<'p> Builder<'p> {
             }
             _ => None,
         };
-        (graph, self.diags)
+        (graph, self.diags, self.index)
     }
 
     /// Runs the statements of a net or block body; returns what it returns.
@@ -294,7 +313,9 @@ impl<'p> Builder<'p> {
             match stmt {
                 Stmt::Input { name, shape } => self.input(scope, name, shape, is_net),
                 Stmt::Assign { name, value } => {
+                    let first_node = self.nodes.len();
                     let v = self.named(scope, &name.name, value);
+                    self.record(false, Loc { file: scope.file, span: name.span }, &v, first_node);
                     self.bind(scope, name, v);
                 }
                 Stmt::Probe { name, value } => self.probe(scope, name, value.as_ref()),
@@ -450,15 +471,19 @@ impl<'p> Builder<'p> {
                 Value::Error
             }
         };
+        let first_node = if matches!(value, Value::Tensor(_)) { self.nodes.len() - 1 } else { self.nodes.len() };
+        self.record(false, loc, &value, first_node);
         self.bind(scope, name, value);
     }
 
     fn probe(&mut self, scope: &mut Scope, name: &ast::Ident, value: Option<&Expr>) {
         let loc = Loc { file: scope.file, span: name.span };
+        let first_node = self.nodes.len();
         let v = match value {
             Some(e) => self.named(scope, &name.name, e),
             None => self.lookup(scope, &name.name, loc),
         };
+        self.record(false, loc, &v, first_node);
         let full = scope.qualify(&name.name);
         match v {
             Value::Tensor(node) if self.nodes[node].shape.len() != 3 => self.error(
@@ -601,15 +626,24 @@ impl<'p> Builder<'p> {
     /// first argument.
     fn stage(&mut self, scope: &mut Scope, piped: Option<Located>, expr: &Expr) -> Value {
         let site = Loc { file: scope.file, span: expr.span };
-        match &expr.kind {
-            ExprKind::Call { callee, args } => {
+        let (ExprKind::Call { callee, args } | ExprKind::Repeat { callee, args, .. }) = &expr.kind else {
+            unreachable!("a pipe stage is a call or a repeat")
+        };
+        let (value, first_node) = match &expr.kind {
+            ExprKind::Repeat { count, .. } => {
+                let first_node = self.nodes.len();
+                (self.repeat(scope, count, callee, piped, args, site), first_node)
+            }
+            _ => {
                 let mut evaluated: Vec<(Option<ast::Ident>, Located)> = piped.map(|p| (None, p)).into_iter().collect();
                 evaluated.extend(args.iter().map(|a| (a.name.clone(), self.located(scope, &a.value))));
-                self.call(scope, callee, evaluated, site)
+                // The arguments' own nodes are theirs, not this call's.
+                let first_node = self.nodes.len();
+                (self.call(scope, callee, evaluated, site), first_node)
             }
-            ExprKind::Repeat { count, callee, args } => self.repeat(scope, count, callee, piped, args, site),
-            _ => unreachable!("a pipe stage is a call or a repeat"),
-        }
+        };
+        self.record(true, Loc { file: scope.file, span: callee.span }, &value, first_node);
+        value
     }
 
     fn located(&mut self, scope: &mut Scope, expr: &Expr) -> Located {
@@ -837,7 +871,9 @@ impl<'p> Builder<'p> {
                     return Value::Error;
                 }
             };
-            inner.vars.insert(param.name.name.clone(), (value, Loc { file: *file, span: param.name.span }));
+            let ploc = Loc { file: *file, span: param.name.span };
+            self.record(false, ploc, &value, self.nodes.len());
+            inner.vars.insert(param.name.name.clone(), (value, ploc));
         }
         let first_node = self.nodes.len();
         let first_probe = self.probes.len();

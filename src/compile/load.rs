@@ -19,14 +19,21 @@ pub struct Program {
     /// missing: unknown names are then not reported, they would only echo
     /// the first error.
     pub incomplete: bool,
+    /// Every `use` read, with the file it names (for the editor's
+    /// go-to-definition).
+    pub uses: Vec<(Loc, PathBuf)>,
 }
 
-pub fn load(root: &Path, text: String, sources: &mut Sources, diags: &mut Vec<Diagnostic>) -> Program {
-    let mut program = Program { blocks: HashMap::new(), net: None, front_matter: None, incomplete: false };
+/// Reads a file's bytes: the file system, or an editor's unsaved buffers.
+pub type Reader<'r> = &'r dyn Fn(&Path) -> std::io::Result<Vec<u8>>;
+
+pub fn load(root: &Path, text: String, reader: Reader, sources: &mut Sources, diags: &mut Vec<Diagnostic>) -> Program {
+    let mut program =
+        Program { blocks: HashMap::new(), net: None, front_matter: None, incomplete: false, uses: Vec::new() };
     let root_id = sources.add(root.to_path_buf(), text);
     let mut stack = Stack::default();
     stack.push(root_id, root.to_path_buf());
-    load_file(root_id, &mut stack, sources, diags, &mut program);
+    load_file(root_id, &mut stack, reader, sources, diags, &mut program);
     program
 }
 
@@ -77,16 +84,24 @@ pub(super) fn encoding_error(file: FileId, span: Span, message: String) -> Diagn
         .hint("save the file as UTF-8; an editor set to Latin-1 or Windows-1252 writes bytes like this for `é` or `µ`")
 }
 
-fn load_file(id: FileId, stack: &mut Stack, sources: &mut Sources, diags: &mut Vec<Diagnostic>, program: &mut Program) {
+fn load_file(
+    id: FileId,
+    stack: &mut Stack,
+    reader: Reader,
+    sources: &mut Sources,
+    diags: &mut Vec<Diagnostic>,
+    program: &mut Program,
+) {
     // A chain of `use`s is as deep as the user makes it.
     stacker::maybe_grow(super::eval::RED_ZONE, super::eval::STACK_GROWTH, || {
-        load_one_file(id, stack, sources, diags, program)
+        load_one_file(id, stack, reader, sources, diags, program)
     })
 }
 
 fn load_one_file(
     id: FileId,
     stack: &mut Stack,
+    reader: Reader,
     sources: &mut Sources,
     diags: &mut Vec<Diagnostic>,
     program: &mut Program,
@@ -115,6 +130,7 @@ fn load_one_file(
         let loc = Loc { file: id, span: u.span };
         let dir = sources.get(id).path.parent().map(Path::to_path_buf).unwrap_or_default();
         let path = normalize(&dir.join(&u.path));
+        program.uses.push((loc, path.clone()));
         if stack.paths.contains(&path) {
             let pos = stack.files.iter().position(|(_, p)| *p == path).expect("the set mirrors the chain");
             let cycle: Vec<String> = stack.files[pos..]
@@ -128,7 +144,7 @@ fn load_one_file(
         if sources.find(&path).is_some() {
             continue; // Already loaded through another `use`.
         }
-        match std::fs::read(&path) {
+        match reader(&path) {
             Ok(bytes) => {
                 let (text, bad) = decode(bytes);
                 let child = sources.add(path.clone(), text);
@@ -138,7 +154,7 @@ fn load_one_file(
                     continue;
                 }
                 stack.push(child, path);
-                load_file(child, stack, sources, diags, program);
+                load_file(child, stack, reader, sources, diags, program);
                 stack.pop();
             }
             Err(e) => {

@@ -4,6 +4,7 @@
 //! (blocks, repetition, numbers), `ops` knows each op's shape rules.
 
 mod eval;
+pub mod index;
 mod load;
 mod ops;
 
@@ -13,7 +14,9 @@ use crate::diag::{Code, Diagnostic, Loc, Sources, Span};
 use crate::graph::Graph;
 use crate::recipe::{self, Recipe};
 
-pub use ops::{fmt_num, fmt_shape};
+pub use index::Index;
+pub use load::Reader;
+pub use ops::{NAMES as OP_NAMES, fmt_num, fmt_shape, signature as op_signature};
 
 /// A compiled spec: what every later phase works from.
 #[derive(Debug)]
@@ -59,7 +62,7 @@ pub fn compile_file(path: &Path, overrides: &[(String, f64)]) -> Result<Compiled
 
 /// Compiles spec text as if read from `path` (`use`s resolve next to it).
 pub fn compile_source(path: &Path, text: String, overrides: &[(String, f64)]) -> Result<Compiled, Failure> {
-    match build(path, text, overrides, true)? {
+    match build(path, text, overrides, true, &|p| std::fs::read(p)).into_outcome()? {
         Checked::Net(compiled) => Ok(*compiled),
         Checked::Library { .. } => unreachable!("a spec without a net fails when a net is required"),
     }
@@ -68,7 +71,31 @@ pub fn compile_source(path: &Path, text: String, overrides: &[(String, f64)]) ->
 /// Checks a spec or a library file: a file without a net is fine, and its
 /// blocks are checked for everything that needs no arguments.
 pub fn check_file(path: &Path) -> Result<Checked, Failure> {
-    build(path, read(path)?, &[], false)
+    build(path, read(path)?, &[], false, &|p| std::fs::read(p)).into_outcome()
+}
+
+/// What an editor needs of a file: what `netc check` says about it, the
+/// sources read, and the index of which place made which node (even when
+/// there are errors).
+#[derive(Debug)]
+pub struct Analysis {
+    /// A net or a library, or every diagnostic (as [`check_file`]).
+    pub outcome: Result<Checked, Vec<Diagnostic>>,
+    pub sources: Sources,
+    pub index: Index,
+}
+
+/// Checks spec text as [`check_file`] does, reading `use`d files with
+/// `reader` (an editor passes its unsaved buffers), and keeps the index.
+pub fn analyze(path: &Path, text: String, reader: load::Reader) -> Analysis {
+    build(path, text, &[], false, reader)
+}
+
+impl Analysis {
+    /// The outcome as the command line reports it.
+    fn into_outcome(self) -> Result<Checked, Failure> {
+        self.outcome.map_err(|diagnostics| Failure { diagnostics, sources: self.sources })
+    }
 }
 
 fn read(path: &Path) -> Result<String, Failure> {
@@ -92,10 +119,10 @@ fn read(path: &Path) -> Result<String, Failure> {
     }
 }
 
-fn build(path: &Path, text: String, overrides: &[(String, f64)], require_net: bool) -> Result<Checked, Failure> {
+fn build(path: &Path, text: String, overrides: &[(String, f64)], require_net: bool, reader: load::Reader) -> Analysis {
     let mut sources = Sources::default();
     let mut diags = Vec::new();
-    let program = load::load(path, text, &mut sources, &mut diags);
+    let program = load::load(path, text, reader, &mut sources, &mut diags);
     let recipe = match &program.front_matter {
         Some((file, text, span)) => match recipe::parse(text) {
             Ok(r) => Some(r),
@@ -119,7 +146,27 @@ fn build(path: &Path, text: String, overrides: &[(String, f64)], require_net: bo
         );
     }
     let builder = eval::Builder::new(&program, sources.texts());
-    let (graph, mut eval_diags) = builder.net(overrides);
+    let (graph, mut eval_diags, mut index) = builder.net(overrides);
+    index.uses = program.uses.clone();
+    index.blocks = program
+        .blocks
+        .iter()
+        .map(|(name, (file, def))| index::BlockSig {
+            name: name.clone(),
+            loc: Loc { file: *file, span: def.name.span },
+            params: def
+                .params
+                .iter()
+                .map(|p| {
+                    let text = &sources.get(*file).text;
+                    let default = p.default.as_ref().and_then(|d| text.get(d.span.start..d.span.end));
+                    (p.name.name.clone(), default.map(str::to_string))
+                })
+                .collect(),
+        })
+        .collect();
+    index.blocks.sort_by_key(|b| (b.loc.file, b.loc.span.start));
+    index.sort();
     if let (Some(recipe), Some((_, net))) = (&recipe, &program.net) {
         let params: Vec<&str> = net.params.iter().map(|p| p.name.name.as_str()).collect();
         for key in recipe.profile.values().flat_map(|p| p.set.keys()) {
@@ -150,11 +197,12 @@ fn build(path: &Path, text: String, overrides: &[(String, f64)], require_net: bo
     diags.extend(eval_diags);
     // In reading order: file by file, top to bottom.
     diags.sort_by_key(|d| d.loc.map(|l| (l.file, l.span.start)));
-    match (graph, recipe) {
-        _ if !diags.is_empty() => Err(Failure { diagnostics: diags, sources }),
+    let outcome = match (graph, recipe) {
+        _ if !diags.is_empty() => Err(diags),
         (Some(graph), Some(recipe)) => Ok(Checked::Net(Box::new(Compiled { graph, recipe }))),
         _ => Ok(Checked::Library { blocks: program.blocks.len() }),
-    }
+    };
+    Analysis { outcome, sources, index }
 }
 
 /// Where `key` first appears as a whole word outside comments in the front

@@ -31,6 +31,11 @@ pub const NAMES: &[&str] = &[
     "conv", "bn", "relu", "sigmoid", "maxpool", "avgpool", "gap", "upsample", "dropout", "flatten", "linear", "concat",
 ];
 
+/// An op's parameters in positional order, and how many are required.
+pub fn signature(name: &str) -> Option<(&'static [&'static str], usize)> {
+    SIGNATURES.iter().find(|s| s.0 == name).map(|s| (s.1, s.2))
+}
+
 pub fn is_op(name: &str) -> bool {
     NAMES.contains(&name)
 }
