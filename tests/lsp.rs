@@ -576,3 +576,26 @@ fn broken_frames_and_messages_out_of_place_do_not_end_the_session() {
     let status = child.wait().expect("exits");
     assert!(status.success(), "{status}");
 }
+
+#[test]
+fn formatting_replaces_the_document_with_what_netc_fmt_writes() {
+    let mut c = Client::start();
+    let path = root().join("tests/lsp/unformatted.net");
+    let main = uri(&path);
+    let text = "net t(){\ninput x:[3,8,8]\ny=x|>conv(4,3,pad=same)|>relu # keep me\nreturn y|>gap|>linear(2)\n}\n";
+    c.open(&main, text);
+    let format = json!({ "textDocument": { "uri": main }, "options": { "tabSize": 4, "insertSpaces": true } });
+    let reply = c.request("textDocument/formatting", format);
+    let edits = reply["result"].as_array().unwrap_or_else(|| panic!("{reply}"));
+    assert_eq!(edits.len(), 1, "{reply}");
+    let want = netc::fmt::format_source(text).expect("formats");
+    assert_ne!(want, text);
+    assert_eq!(edits[0]["newText"], want.as_str(), "{reply}");
+    // A document with a syntax error is left alone.
+    let broken = json!({ "textDocument": { "uri": main, "version": 2 }, "contentChanges": [{ "text": "net t( {\n" }] });
+    c.notify("textDocument/didChange", broken);
+    let format = json!({ "textDocument": { "uri": main }, "options": { "tabSize": 4, "insertSpaces": true } });
+    let reply = c.request("textDocument/formatting", format);
+    assert!(reply.get("error").is_some() || reply["result"].is_null() || reply["result"] == json!([]), "{reply}");
+    c.finish();
+}
