@@ -188,3 +188,13 @@ fn a_byte_order_mark_at_the_start_is_skipped() {
     std::fs::write(&spec, format!("\u{FEFF}{}", net("    y = x |> relu"))).expect("write");
     assert!(matches!(check_file(&spec), Ok(Checked::Net(_))));
 }
+
+#[test]
+fn a_device_or_pipe_is_refused_as_a_spec_or_a_use() {
+    // `/dev/zero` never ends: reading it would fill memory.
+    let e = check_file(Path::new("/dev/zero")).expect_err("not a spec");
+    assert!(e.render().contains("not a regular file"), "{}", e.render());
+    let (text, codes) = failure(format!("use \"/dev/zero\"\n{}", net("    y = x")));
+    assert_eq!(codes, ["E0003"], "{text}");
+    assert!(text.contains("/dev/zero") && text.contains("not a regular file"), "{text}");
+}

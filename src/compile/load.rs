@@ -25,6 +25,26 @@ pub struct Program {
 }
 
 /// Reads a file's bytes: the file system, or an editor's unsaved buffers.
+/// Spec files larger than this are refused rather than read.
+const MAX_FILE: u64 = 64 << 20;
+
+/// A spec file from the disk: only a regular file, and only up to
+/// [`MAX_FILE`], so that a path such as `/dev/zero`, `/dev/stdin` (the
+/// language server's own input) or a pipe cannot stall netc or fill memory.
+pub fn read_file(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let meta = std::fs::metadata(path)?;
+    if !meta.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?.take(MAX_FILE + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_FILE {
+        return Err(std::io::Error::other(format!("larger than {} MiB", MAX_FILE >> 20)));
+    }
+    Ok(bytes)
+}
+
 pub type Reader<'r> = &'r dyn Fn(&Path) -> std::io::Result<Vec<u8>>;
 
 pub fn load(root: &Path, text: String, reader: Reader, sources: &mut Sources, diags: &mut Vec<Diagnostic>) -> Program {

@@ -15,7 +15,7 @@ use crate::graph::Graph;
 use crate::recipe::{self, Recipe};
 
 pub use index::Index;
-pub use load::Reader;
+pub use load::{Reader, read_file};
 pub use ops::{NAMES as OP_NAMES, fmt_num, fmt_shape, signature as op_signature};
 
 /// A compiled spec: what every later phase works from.
@@ -62,7 +62,7 @@ pub fn compile_file(path: &Path, overrides: &[(String, f64)]) -> Result<Compiled
 
 /// Compiles spec text as if read from `path` (`use`s resolve next to it).
 pub fn compile_source(path: &Path, text: String, overrides: &[(String, f64)]) -> Result<Compiled, Failure> {
-    match build(path, text, overrides, true, &|p| std::fs::read(p)).into_outcome()? {
+    match build(path, text, overrides, true, &read_file).into_outcome()? {
         Checked::Net(compiled) => Ok(*compiled),
         Checked::Library { .. } => unreachable!("a spec without a net fails when a net is required"),
     }
@@ -71,7 +71,7 @@ pub fn compile_source(path: &Path, text: String, overrides: &[(String, f64)]) ->
 /// Checks a spec or a library file: a file without a net is fine, and its
 /// blocks are checked for everything that needs no arguments.
 pub fn check_file(path: &Path) -> Result<Checked, Failure> {
-    build(path, read(path)?, &[], false, &|p| std::fs::read(p)).into_outcome()
+    build(path, read(path)?, &[], false, &read_file).into_outcome()
 }
 
 /// What an editor needs of a file: what `netc check` says about it, the
@@ -99,7 +99,7 @@ impl Analysis {
 }
 
 fn read(path: &Path) -> Result<String, Failure> {
-    match std::fs::read(path) {
+    match read_file(path) {
         Ok(bytes) => match load::decode(bytes) {
             (text, None) => Ok(text),
             (text, Some((span, message))) => {

@@ -304,7 +304,7 @@ impl Server {
         // `use`d files come from the editor's buffers when they are open.
         let reader = |p: &Path| match docs.values().find(|d| d.path == p) {
             Some(d) => Ok(d.text.as_bytes().to_vec()),
-            None => read_file(p),
+            None => crate::compile::read_file(p),
         };
         let analysis = compile::analyze(&doc.path, doc.text.clone(), &reader);
         let analyzed = Rc::new(Analyzed::new(analysis));
@@ -405,26 +405,6 @@ impl Server {
         let params = json!({ "type": 3, "message": message });
         self.outbox.push(Notification::new("window/logMessage".into(), params));
     }
-}
-
-/// `use`d files larger than this are refused rather than read.
-const MAX_FILE: u64 = 64 << 20;
-
-/// A `use`d file from the disk: only a regular file, and only up to
-/// [`MAX_FILE`], so that a `use` typed as `/dev/zero`, `/dev/stdin` (the
-/// protocol's own input) or a pipe cannot stall the server or fill memory.
-fn read_file(path: &Path) -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
-    let meta = std::fs::metadata(path)?;
-    if !meta.is_file() {
-        return Err(std::io::Error::other("not a regular file"));
-    }
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)?.take(MAX_FILE + 1).read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > MAX_FILE {
-        return Err(std::io::Error::other(format!("larger than {} MiB", MAX_FILE >> 20)));
-    }
-    Ok(bytes)
 }
 
 fn apply_change(doc: &mut Doc, change: TextDocumentContentChangeEvent) {
