@@ -562,3 +562,42 @@ fn compare_refuses_runs_of_different_data_and_names_each_runs_probes() {
     assert_eq!(code, 1);
     assert!(err.contains("already exists"), "{err}");
 }
+
+#[test]
+fn a_corrupt_image_stops_a_run_by_name_unless_bad_images_are_skipped() {
+    let dir = std::env::temp_dir().join(format!("netc-cli-skip-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let data = dir.join("pets");
+    for (split, n) in [("train", 6), ("test", 2)] {
+        for (k, class) in ["cat", "dog"].iter().enumerate() {
+            let folder = data.join(split).join(class);
+            std::fs::create_dir_all(&folder).unwrap();
+            for i in 0..n {
+                let img =
+                    image::RgbImage::from_fn(32, 32, |x, y| image::Rgb([x as u8 * 8, y as u8 * 8, (k * 200) as u8]));
+                img.save(folder.join(format!("{i}.png"))).unwrap();
+            }
+        }
+    }
+    std::fs::write(data.join("train/cat/broken.png"), b"\x89PNG\r\n\x1a\n not really").unwrap();
+    let base = ["run", "tests/fixtures/small_cnn.net", "--epochs", "1", "--set", "classes=2", "--quiet"];
+    let folder = format!("folder:{}", data.display());
+    let out = dir.join("strict");
+    let (code, _, err) = netc(&[&base[..], &["--data", &folder, "--out", out.to_str().unwrap()]].concat());
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("train/cat/broken.png") && err.contains("--skip-bad-images"), "{err}");
+    assert!(!out.exists(), "a run that cannot start leaves no directory");
+
+    let out = dir.join("lenient");
+    let args = [&base[..], &["--data", &folder, "--out", out.to_str().unwrap(), "--skip-bad-images"]].concat();
+    let (code, _, err) = netc(&args);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("left out 1 training image") && err.contains("broken.png") && err.contains("12 remain"),
+        "{err}"
+    );
+    // The run records the choice, so a resume skips the same image.
+    let recipe = std::fs::read_to_string(out.join("recipe.toml")).unwrap();
+    assert!(recipe.contains("skip_bad_images = true"), "{recipe}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
