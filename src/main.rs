@@ -16,9 +16,6 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve the Language Server Protocol on stdin and stdout, for editors:
-    /// diagnostics, hover, definitions, completion, shape hints.
-    Lsp,
     /// Check specs for mistakes; print every error with its line and column.
     ///
     /// A file without a net is checked as a library of blocks. Exits 0 when
@@ -161,6 +158,9 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Serve the Language Server Protocol on stdin and stdout, for editors:
+    /// diagnostics, hover, definitions, completion, shape hints.
+    Lsp,
     /// Fetch a data set: `netc data get cifar10`.
     #[command(subcommand)]
     Data(DataCommand),
@@ -194,10 +194,11 @@ enum DataCommand {
     /// command runs again; nothing is left in DIR's data folder unless the
     /// whole archive arrived and checked out.
     Get {
-        /// The data set: `cifar10` (the binary version, 162 MB).
+        /// The data set: `cifar10` (the binary version, 170 MB).
         #[arg(value_parser = parse_archive)]
         name: netc::data::get::Archive,
-        /// The folder to unpack into; the specs read `data/cifar-10-batches-bin`.
+        /// The folder to unpack into; the paper's specs read the repository's
+        /// `data/cifar-10-batches-bin`, so run this from the repository's root.
         #[arg(long, value_name = "DIR", default_value = "data")]
         dir: PathBuf,
         /// Download from this address instead (a mirror of the same archive).
