@@ -195,8 +195,7 @@ enum DataCommand {
     /// whole archive arrived and checked out.
     Get {
         /// The data set: `cifar10` (the binary version, 170 MB).
-        #[arg(value_parser = parse_archive)]
-        name: netc::data::get::Archive,
+        name: String,
         /// The folder to unpack into; the paper's specs read the repository's
         /// `data/cifar-10-batches-bin`, so run this from the repository's root.
         #[arg(long, value_name = "DIR", default_value = "data")]
@@ -496,6 +495,7 @@ fn execute(command: Command) -> Result<ExitCode, String> {
         }
         Command::Fmt { check, files } => Ok(ExitCode::from(netc::fmt::command(&files, check))),
         Command::Data(DataCommand::Get { name, dir, url, sha256 }) => {
+            let name = parse_archive(&name)?;
             let opts = netc::data::get::GetOptions { dir, url, sha256, progress: true };
             let (dir, note) = match netc::data::get::get(&name, &opts)? {
                 netc::data::get::Got::Fetched(dir) => (dir, "downloaded, checked and unpacked into"),
