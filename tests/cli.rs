@@ -126,6 +126,11 @@ fn a_diverging_run_stops_with_a_clear_message() {
     let (code, _, err) = netc(&[&args[..], &["--lr", "1e30", "--out", dir.to_str().unwrap(), "--quiet"]].concat());
     assert_eq!(code, 1);
     assert!(err.contains("the loss became") && err.contains("training stopped"), "{err}");
+    // It diverged before its first checkpoint: nothing to resume, no directory left.
+    assert!(err.contains("was removed") && !dir.exists(), "{err}");
+    let (code, _, err) = netc(&[&args[..], &["--out", dir.to_str().unwrap(), "--quiet"]].concat());
+    assert_eq!(code, 0, "the same --out can be used again: {err}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

@@ -118,10 +118,20 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome, String> {
             }
             let ready = prepare(&graph, &recipe)?;
             let dir = new_dir(spec, &graph, &recipe, &opts.settings, opts.out.as_deref())?;
-            train(&dir, &graph, &recipe, ready, opts)
+            train(&dir, &graph, &recipe, ready, opts).map_err(|e| without_checkpoint(&dir, e))
         }
         (None, None) => Err("give a spec to run, or `--resume DIR`".to_string()),
     }
+}
+
+/// A new run that failed before its first checkpoint (a loss that diverged
+/// at once, a full disk) has nothing to resume: its directory goes, so
+/// that it is whole or absent and the same `--out` can be used again.
+fn without_checkpoint(dir: &Path, error: String) -> String {
+    if dir.join("last.safetensors").exists() || std::fs::remove_dir_all(dir).is_err() {
+        return error;
+    }
+    format!("{error}\n(no checkpoint had been written, so the run directory `{}` was removed)", dir.display())
 }
 
 /// A run (or compare) never writes into a directory that has files.
