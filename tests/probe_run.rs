@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use candle_core::Device;
 use netc::probe::{ProbeRequest, probe_command};
-use netc::recipe::{Aggregate, DataSource, ProbeSettings};
+use netc::recipe::{Aggregate, ProbeSettings};
 use netc::train::{RunOptions, RunOutcome, Settings};
 
 #[test]
