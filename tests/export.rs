@@ -298,3 +298,21 @@ fn bad_weights_are_named() {
     assert!(stderr.contains("no/such/dir/x.onnx"), "{stderr}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A node the mapping cannot write is an error that names it, not a panic:
+/// here a second input, and a pool whose input is not a feature map.
+#[test]
+fn an_unexportable_node_is_named() {
+    let graph = common::compiled("tests/export/every_op.net", &[]).graph;
+    let state = Model::new(&graph, &Device::Cpu, 0).unwrap().state();
+    let mut second_input = graph.clone();
+    second_input.nodes[3].op = Op::Input;
+    let err = netc::export::to_onnx(&second_input, &state, None).unwrap_err();
+    assert!(err.contains("`a.relu`"), "{err}");
+
+    let mut pool_on_vector = graph.clone();
+    let id = pool_on_vector.nodes.iter().position(|n| n.name == "logits.relu").unwrap();
+    pool_on_vector.nodes[id].op = Op::MaxPool { kernel: 2, stride: 2, padding: 0, ceil_mode: false };
+    let err = netc::export::to_onnx(&pool_on_vector, &state, None).unwrap_err();
+    assert!(err.contains("`logits.relu`") && err.contains("no ONNX form"), "{err}");
+}
