@@ -316,3 +316,17 @@ fn an_unexportable_node_is_named() {
     let err = netc::export::to_onnx(&pool_on_vector, &state, None).unwrap_err();
     assert!(err.contains("`logits.relu`") && err.contains("no ONNX form"), "{err}");
 }
+
+/// `--profile` applies the profile's net parameters, as `netc eval` does,
+/// so the weights of a `--profile quick` run fit.
+#[test]
+fn cli_profile_sets_the_net() {
+    let dir = scratch("profile");
+    let out = dir.join("early.onnx");
+    let o = netc(&["export", "specs/attention_early.net", "--profile", "quick", "-o", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let proto = netc::export::proto::ModelProto::decode(std::fs::read(&out).unwrap().as_slice()).unwrap();
+    let args = proto.metadata_props.iter().find(|e| e.key == "net_args").unwrap();
+    assert!(args.value.contains("\"width\":0.125"), "{}", args.value);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
