@@ -4,12 +4,14 @@
 //! [`syntax`] text -> AST; [`compile`] AST -> [`graph::Graph`] + [`recipe::Recipe`];
 //! [`summary`] views of a graph. Nothing after the Graph IR reads spec text.
 //! [`fmt`] lays out spec text in the canonical layout, on top of [`syntax`].
+//! [`export`] writes a compiled graph as an ONNX model.
 
 pub mod bench;
 pub mod checkpoint;
 pub mod compile;
 pub mod data;
 pub mod diag;
+pub mod export;
 pub mod figure;
 pub mod fmt;
 pub mod graph;

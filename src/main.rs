@@ -161,6 +161,30 @@ enum Command {
     /// Serve the Language Server Protocol on stdin and stdout, for editors:
     /// diagnostics, hover, definitions, completion, shape hints.
     Lsp,
+    /// Write a compiled net as an ONNX model (opset 17) for inference:
+    /// input `input` (normalised images [N, C, H, W], N dynamic), outputs
+    /// `logits` and every probe.
+    Export {
+        /// The spec file (`.net`).
+        spec: PathBuf,
+        /// The profile the weights were trained with, e.g. `quick` (its net
+        /// parameters apply).
+        #[arg(long)]
+        profile: Option<String>,
+        /// Override a net parameter, e.g. `--set width=0.25` (repeatable).
+        #[arg(long = "set", value_name = "NAME=VALUE")]
+        set: Vec<String>,
+        /// A checkpoint to take the weights (and data normalisation) from;
+        /// default: the initial weights of the recipe's seed.
+        #[arg(long, value_name = "CKPT")]
+        weights: Option<PathBuf>,
+        /// The file format.
+        #[arg(long, value_enum, default_value_t = ExportFormat::Onnx)]
+        format: ExportFormat,
+        /// The file to write.
+        #[arg(short = 'o', long = "out", value_name = "FILE")]
+        out: PathBuf,
+    },
     /// Fetch a data set: `netc data get cifar10`.
     #[command(subcommand)]
     Data(DataCommand),
@@ -183,6 +207,12 @@ enum Command {
         #[arg(long, default_value = "cpu")]
         device: String,
     },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ExportFormat {
+    /// ONNX, opset 17.
+    Onnx,
 }
 
 #[derive(Subcommand)]
@@ -535,6 +565,18 @@ fn execute(command: Command) -> Result<ExitCode, String> {
             } else {
                 print!("{}", report.text());
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Export { spec, profile, set, weights, format: ExportFormat::Onnx, out } => {
+            let settings = netc::train::Settings { profile, set: parse_sets(&set)?, ..Default::default() };
+            let (graph, recipe) = netc::train::resolve(&spec, &settings)?;
+            let request = netc::export::ExportRequest {
+                graph: &graph,
+                weights: weights.as_deref(),
+                seed: recipe.train.seed,
+                out: &out,
+            };
+            print!("{}", netc::export::export_command(&request)?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Compile { spec, set, format } => {
