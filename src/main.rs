@@ -163,7 +163,8 @@ enum Command {
     Lsp,
     /// Write a compiled net as an ONNX model (opset 17) for inference:
     /// input `input` (normalised images [N, C, H, W], N dynamic), outputs
-    /// `logits` and every probe.
+    /// `logits` and every probe; or, with `--format torch`, as one PyTorch
+    /// file (module, checkpoint loader, training entry point).
     Export {
         /// The spec file (`.net`).
         spec: PathBuf,
@@ -213,6 +214,9 @@ enum Command {
 enum ExportFormat {
     /// ONNX, opset 17.
     Onnx,
+    /// One PyTorch file: an `nn.Module` with netc's tensor names, a
+    /// checkpoint loader and a training `main()` (torchrun/DDP ready).
+    Torch,
 }
 
 #[derive(Subcommand)]
@@ -567,9 +571,18 @@ fn execute(command: Command) -> Result<ExitCode, String> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Export { spec, profile, set, weights, format: ExportFormat::Onnx, out } => {
+        Command::Export { spec, profile, set, weights, format, out } => {
             let settings = netc::train::Settings { profile, set: parse_sets(&set)?, ..Default::default() };
             let (graph, recipe) = netc::train::resolve(&spec, &settings)?;
+            if let ExportFormat::Torch = format {
+                if weights.is_some() {
+                    return Err("`--format torch` writes no weights: give the checkpoint to the file's \
+                                `load_netc_checkpoint(model, path)` instead of `--weights`"
+                        .to_string());
+                }
+                print!("{}", netc::export::torch_command(&graph, &recipe.train, &out)?);
+                return Ok(ExitCode::SUCCESS);
+            }
             let request = netc::export::ExportRequest {
                 graph: &graph,
                 weights: weights.as_deref(),

@@ -12,6 +12,7 @@
 //! the batch stays dynamic.
 
 pub mod proto;
+pub mod torch;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -514,6 +515,22 @@ fn string(name: &str, s: &str) -> AttributeProto {
         r#type: attribute_type::STRING,
         ..Default::default()
     }
+}
+
+/// `netc export --format torch`: writes the PyTorch file atomically and
+/// says what it wrote. It holds no weights: its `load_netc_checkpoint`
+/// reads a checkpoint.
+pub fn torch_command(graph: &Graph, train: &crate::recipe::Train, out: &Path) -> Result<String, String> {
+    let text = torch::to_python(graph, train)?;
+    write_atomically(out, text.as_bytes())?;
+    Ok(format!(
+        "exported net `{}` to {} (PyTorch module `{}`, {} bytes; train: `python {} --data random --out DIR`)\n",
+        graph.name,
+        out.display(),
+        torch::class_name(&graph.name),
+        text.len(),
+        out.display()
+    ))
 }
 
 /// Writes `bytes` to `path` through a temporary file beside it, so that a
