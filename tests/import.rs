@@ -108,7 +108,11 @@ fn a_leftover_tensor_is_refused() {
     let ckpt = dir.join("out.ckpt");
     let map = edited_mapping(&dir, |t| t.replace("ignore = [\"*.num_batches_tracked\"]", "ignore = []"));
     let out = import(SPEC, STATE, &map, &ckpt, &NORM);
-    assert_refused(&out, &ckpt, &["left over (2)", "`features.1.num_batches_tracked`"]);
+    assert_refused(
+        &out,
+        &ckpt,
+        &["left over, neither mapped nor under `ignore` (2)", "`features.1.num_batches_tracked`"],
+    );
 }
 
 #[test]

@@ -164,7 +164,7 @@ pub fn map_tensors(
         ("netc tensors without a source", &missing),
         ("shapes that differ", &shapes),
         ("PyTorch tensors used twice", &twice),
-        ("PyTorch tensors left over (map them, or list them under `ignore`)", &leftover),
+        ("PyTorch tensors left over, neither mapped nor under `ignore`", &leftover),
         ("unknown names in the mapping", &unknown),
     ] {
         if !items.is_empty() {
