@@ -15,6 +15,7 @@ pub mod export;
 pub mod figure;
 pub mod fmt;
 pub mod graph;
+pub mod import;
 pub mod lsp;
 pub mod probe;
 pub mod recipe;

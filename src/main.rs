@@ -186,6 +186,36 @@ enum Command {
         #[arg(short = 'o', long = "out", value_name = "FILE")]
         out: PathBuf,
     },
+    /// Convert a PyTorch `state_dict` (saved as safetensors) into a netc
+    /// checkpoint for a spec, by an explicit mapping of tensor names
+    /// (docs/interop.md). The mapping is checked in full first: on any
+    /// missing, left-over or mis-shaped tensor nothing is written.
+    Import {
+        /// The spec file (`.net`).
+        spec: PathBuf,
+        /// A profile whose net parameters apply, e.g. `quick`.
+        #[arg(long)]
+        profile: Option<String>,
+        /// Override a net parameter, e.g. `--set classes=10` (repeatable).
+        #[arg(long = "set", value_name = "NAME=VALUE")]
+        set: Vec<String>,
+        /// The PyTorch state_dict: `safetensors.torch.save_file(model.state_dict(), FILE)`.
+        #[arg(long = "state-dict", value_name = "FILE")]
+        state_dict: PathBuf,
+        /// The mapping from netc's tensor names to PyTorch's (TOML).
+        #[arg(long, value_name = "MAP")]
+        mapping: PathBuf,
+        /// The per-channel mean the weights were trained with, `R,G,B`
+        /// (default: the mapping's, else ImageNet's for 224x224 inputs).
+        #[arg(long, value_name = "R,G,B", value_parser = parse_three)]
+        mean: Option<[f32; 3]>,
+        /// The per-channel std, `R,G,B` (default as for `--mean`).
+        #[arg(long, value_name = "R,G,B", value_parser = parse_three)]
+        std: Option<[f32; 3]>,
+        /// The checkpoint to write.
+        #[arg(short = 'o', long = "out", value_name = "CKPT")]
+        out: PathBuf,
+    },
     /// Fetch a data set: `netc data get cifar10`.
     #[command(subcommand)]
     Data(DataCommand),
@@ -592,6 +622,20 @@ fn execute(command: Command) -> Result<ExitCode, String> {
             print!("{}", netc::export::export_command(&request)?);
             Ok(ExitCode::SUCCESS)
         }
+        Command::Import { spec, profile, set, state_dict, mapping, mean, std, out } => {
+            let settings = netc::train::Settings { profile, set: parse_sets(&set)?, ..Default::default() };
+            let (graph, _) = netc::train::resolve(&spec, &settings)?;
+            let request = netc::import::ImportRequest {
+                graph: &graph,
+                state_dict: &state_dict,
+                mapping: &mapping,
+                mean,
+                std,
+                out: &out,
+            };
+            print!("{}", netc::import::import_command(&request)?);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Compile { spec, set, format } => {
             let c = netc::compile::compile_file(&spec, &parse_sets(&set)?).map_err(|e| e.render())?;
             let text = match format {
@@ -603,6 +647,15 @@ fn execute(command: Command) -> Result<ExitCode, String> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Three numbers, `R,G,B`, for `--mean` and `--std`.
+fn parse_three(text: &str) -> Result<[f32; 3], String> {
+    let v: Vec<f32> = text
+        .split(',')
+        .map(|x| x.trim().parse::<f32>().map_err(|e| format!("`{x}`: {e}")))
+        .collect::<Result<_, _>>()?;
+    v.try_into().map_err(|v: Vec<f32>| format!("expected 3 numbers R,G,B, found {}", v.len()))
 }
 
 /// Prints an error and gives exit code 1. Compiler diagnostics arrive
