@@ -138,31 +138,10 @@ fn every_op_in_its_variants() {
 }
 
 #[test]
-fn inception_v1() {
-    check_spec("specs/inception_v1.net", &[("width", 0.125)]);
-}
-
-#[test]
-fn ours() {
-    check_spec("specs/ours.net", &[("width", 0.125)]);
-}
-
-#[test]
-fn ran92() {
-    check_spec("specs/ran92.net", &[("width", 0.0625)]);
-}
-
-#[test]
-fn attention_early_middle_and_later() {
-    for stage in ["early", "middle", "later"] {
-        check_spec(&format!("specs/attention_{stage}.net"), &[("width", 0.125)]);
+fn every_paper_spec() {
+    for (spec, set) in common::PAPER_SPECS_SMALL {
+        check_spec(spec, set);
     }
-}
-
-#[test]
-fn googlenet_imagenet() {
-    // No width parameter: the full net at 224x224, with 10 classes.
-    check_spec("specs/googlenet_imagenet.net", &[("classes", 10.0)]);
 }
 
 fn scratch(name: &str) -> PathBuf {

@@ -62,30 +62,10 @@ fn check_spec(spec: &str, set: &[(&str, f64)]) {
 }
 
 #[test]
-fn inception_v1() {
-    check_spec("specs/inception_v1.net", &[("width", 0.125)]);
-}
-
-#[test]
-fn ours() {
-    check_spec("specs/ours.net", &[("width", 0.125)]);
-}
-
-#[test]
-fn ran92() {
-    check_spec("specs/ran92.net", &[("width", 0.0625)]);
-}
-
-#[test]
-fn attention_stages() {
-    for stage in ["early", "middle", "later"] {
-        check_spec(&format!("specs/attention_{stage}.net"), &[("width", 0.125)]);
+fn every_paper_spec() {
+    for (spec, set) in common::PAPER_SPECS_SMALL {
+        check_spec(spec, set);
     }
-}
-
-#[test]
-fn googlenet_imagenet() {
-    check_spec("specs/googlenet_imagenet.net", &[("classes", 10.0)]);
 }
 
 #[test]

@@ -32,6 +32,18 @@ pub fn errors(spec: &str) -> String {
     }
 }
 
+/// Every paper spec at the smallest width its tests use (googlenet has no
+/// width: the full net, with 10 classes), for tests that go over all of them.
+pub const PAPER_SPECS_SMALL: &[(&str, &[(&str, f64)])] = &[
+    ("specs/inception_v1.net", &[("width", 0.125)]),
+    ("specs/ours.net", &[("width", 0.125)]),
+    ("specs/ran92.net", &[("width", 0.0625)]),
+    ("specs/attention_early.net", &[("width", 0.125)]),
+    ("specs/attention_middle.net", &[("width", 0.125)]),
+    ("specs/attention_later.net", &[("width", 0.125)]),
+    ("specs/googlenet_imagenet.net", &[("classes", 10.0)]),
+];
+
 /// Compiles a spec file with `--set` overrides; panics with the diagnostics.
 pub fn compiled(path: &str, set: &[(&str, f64)]) -> netc::compile::Compiled {
     let set: Vec<(String, f64)> = set.iter().map(|(k, v)| (k.to_string(), *v)).collect();
