@@ -24,15 +24,20 @@ struct Client {
     pending: Vec<Value>,
 }
 
+/// `netc lsp` with its stdin and stdout piped to the test.
+fn spawn_server() -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_netc"))
+        .arg("lsp")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("netc lsp starts")
+}
+
 impl Client {
     fn start() -> Client {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_netc"))
-            .arg("lsp")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("netc lsp starts");
+        let mut child = spawn_server();
         let stdin = child.stdin.take().expect("stdin");
         let stdout = child.stdout.take().expect("stdout");
         let (tx, replies) = channel();
@@ -530,13 +535,7 @@ fn a_file_of_twenty_thousand_errors_and_hints_is_answered_quickly() {
 /// `shutdown`: each is answered or logged, and the session goes on.
 #[test]
 fn broken_frames_and_messages_out_of_place_do_not_end_the_session() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_netc"))
-        .arg("lsp")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("netc lsp starts");
+    let mut child = spawn_server();
     let mut stdin = child.stdin.take().expect("stdin");
     let stdout = child.stdout.take().expect("stdout");
     let (tx, replies) = channel();
