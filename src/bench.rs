@@ -10,14 +10,17 @@
 
 use std::time::Instant;
 
+use candle_core::{Device, Tensor};
 use serde::Serialize;
 
+use crate::data::Batch;
 use crate::graph::Graph;
 use crate::recipe::Optimizer as OptimizerSettings;
 use crate::rng::{Rng, mix};
 use crate::runtime::native::Net;
 use crate::runtime::{Mode, Model};
-use crate::train::{Optimizer, StepSettings, train_step};
+pub use crate::train::Engine;
+use crate::train::{Optimizer, StepSettings, train_step, trainer};
 
 #[derive(Clone, Debug)]
 pub struct BenchOptions {
@@ -31,23 +34,16 @@ pub struct BenchOptions {
     /// Time each kind of op, in the timed training steps.
     pub breakdown: bool,
     pub engine: Engine,
-}
-
-/// Which engine runs the steps.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
-#[serde(rename_all = "snake_case")]
-pub enum Engine {
-    /// netc's own CPU engine, which `netc run` trains with.
-    Native,
-    /// candle's tensors and autograd with netc's candle ops: the engine
-    /// before the native one, kept as the reference it is tested against.
-    Candle,
+    /// The CPU, or a GPU for the candle engine.
+    pub device: Device,
 }
 
 #[derive(Clone, Debug, Serialize)]
 pub struct BenchReport {
     pub network: String,
     pub engine: Engine,
+    /// `cpu` or `cuda:N`.
+    pub device: String,
     pub params: u64,
     /// Forward multiply-adds per image, from the IR.
     pub macs_per_image: u64,
@@ -63,6 +59,10 @@ pub struct BenchReport {
     pub infer_gflops: f64,
     /// The process's peak resident memory, in MiB.
     pub peak_memory_mib: f64,
+    /// On a GPU: the most device memory in use after any step, in MiB
+    /// (the whole device's, as the driver reports it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peak_device_memory_mib: Option<f64>,
     /// With `--breakdown`: seconds per timed training step by op kind and
     /// pass (`forward`/`backward`), slowest first.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -72,14 +72,15 @@ pub struct BenchReport {
 impl BenchReport {
     pub fn text(&self) -> String {
         format!(
-            "{} ({} parameters, {:.3} G mult-adds per image), {:?} engine, batch {}, {} thread{}\n\
+            "{} ({} parameters, {:.3} G mult-adds per image), {:?} engine on {}, batch {}, {} thread{}\n\
              train: {:8.1} images/s  {:7.1} ms/step  {:6.1} GFLOP/s\n\
              infer: {:8.1} images/s  {:7.1} ms/step  {:6.1} GFLOP/s\n\
-             peak memory {:.0} MiB (medians of {} steps)\n",
+             peak memory {:.0} MiB{} (medians of {} steps)\n",
             self.network,
             crate::summary::group(self.params),
             self.macs_per_image as f64 / 1e9,
             self.engine,
+            self.device,
             self.batch,
             self.threads,
             if self.threads == 1 { "" } else { "s" },
@@ -90,6 +91,7 @@ impl BenchReport {
             1e3 * median(&self.infer_step_seconds),
             self.infer_gflops,
             self.peak_memory_mib,
+            self.peak_device_memory_mib.map_or(String::new(), |m| format!(", {m:.0} MiB on {}", self.device)),
             self.train_step_seconds.len(),
         ) + &self.breakdown_table()
     }
@@ -122,9 +124,10 @@ pub fn bench(graph: &Graph, opts: &BenchOptions) -> Result<BenchReport, String> 
     let images: Vec<f32> = (0..opts.batch * per_image).map(|_| rng.normal() as f32).collect();
     let labels: Vec<u32> = (0..opts.batch).map(|_| rng.below(classes) as u32).collect();
     let bar = step_bar(2 * (opts.warmup + opts.steps) as u64);
+    let mut peak_device = None;
     let (train, infer, breakdown) = pool.install(|| match opts.engine {
         Engine::Native => native_steps(graph, opts, &images, &labels, &bar),
-        Engine::Candle => candle_steps(graph, opts, &images, &labels, &bar).map_err(|e| e.to_string()),
+        Engine::Candle => candle_steps(graph, opts, &images, &labels, &bar, &mut peak_device),
     })?;
     bar.finish_and_clear();
     let macs = graph.total_macs();
@@ -133,6 +136,7 @@ pub fn bench(graph: &Graph, opts: &BenchOptions) -> Result<BenchReport, String> 
     Ok(BenchReport {
         network: graph.name.clone(),
         engine: opts.engine,
+        device: device_name(&opts.device),
         params: graph.total_params(),
         macs_per_image: macs,
         batch: opts.batch,
@@ -144,6 +148,7 @@ pub fn bench(graph: &Graph, opts: &BenchOptions) -> Result<BenchReport, String> 
         train_step_seconds: train,
         infer_step_seconds: infer,
         peak_memory_mib: peak_memory_mib(),
+        peak_device_memory_mib: peak_device,
         breakdown,
     })
 }
@@ -218,32 +223,68 @@ fn native_steps(
     Ok((train, infer, profile))
 }
 
-/// The same steps through candle: forward, cross-entropy and autograd
-/// backward on candle tensors, then plain SGD on the variables.
+/// The same steps through the candle engine on the chosen device: what
+/// `netc run --engine candle` (or `--device cuda`) does per batch.
 fn candle_steps(
     graph: &Graph,
     opts: &BenchOptions,
     images: &[f32],
     labels: &[u32],
     bar: &indicatif::ProgressBar,
-) -> candle_core::Result<Timings> {
-    use candle_core::{Device, Tensor};
-    let mut model = Model::new(graph, &Device::Cpu, 0)?;
+    peak_device: &mut Option<f64>,
+) -> Result<Timings, String> {
+    let err = |e: candle_core::Error| e.to_string();
+    let model = Model::new(graph, &Device::Cpu, 0).map_err(err)?;
+    let settings = OptimizerSettings { lr: 0.01, ..OptimizerSettings::default() };
+    let mut net = trainer(Engine::Candle, &opts.device, &model, &settings, None)?;
+    drop(model);
     let dims = graph.input_shape();
-    let x = Tensor::from_slice(images, (opts.batch, dims[0], dims[1], dims[2]), &Device::Cpu)?;
-    let y = Tensor::from_slice(labels, opts.batch, &Device::Cpu)?;
-    let train = timed(opts, bar, "training", |i| {
-        let logits = model.forward(&x, Mode::Train, &[], i as u64)?.logits;
-        let grads = candle_nn::loss::cross_entropy(&logits, &y)?.backward()?;
-        for var in model.params().values() {
-            if let Some(g) = grads.get(var.as_tensor()) {
-                var.set(&(var.as_tensor() - (g * 0.01)?)?.detach())?;
-            }
+    let batch = Batch {
+        images: Tensor::from_slice(images, (opts.batch, dims[0], dims[1], dims[2]), &opts.device).map_err(err)?,
+        labels: Tensor::from_slice(labels, opts.batch, &opts.device).map_err(err)?,
+        indices: (0..opts.batch).collect(),
+    };
+    // Each step ends by reading its loss (or logits) back, so it has
+    // finished on the device when the clock stops.
+    let mut track = |device: &Device| {
+        if let Some(used) = device_memory_mib(device) {
+            *peak_device = Some(peak_device.map_or(used, |p: f64| p.max(used)));
         }
-        Ok::<(), candle_core::Error>(())
+    };
+    let train = timed(opts, bar, "training", |i| {
+        let step = StepSettings { lr: settings.lr, label_smoothing: 0.0, grad_clip: None, dropout_seed: i as u64 };
+        net.step(&batch, &step)?;
+        track(&opts.device);
+        Ok::<(), String>(())
     })?;
-    let infer = timed(opts, bar, "inference", |_| model.forward(&x, Mode::Eval, &[], 0).map(|_| ()))?;
+    let infer = timed(opts, bar, "inference", |_| {
+        net.logits(&batch.images)?;
+        track(&opts.device);
+        Ok::<(), String>(())
+    })?;
     Ok((train, infer, Vec::new()))
+}
+
+/// `cpu` or `cuda:N`.
+fn device_name(device: &Device) -> String {
+    match device.location() {
+        candle_core::DeviceLocation::Cuda { gpu_id } => format!("cuda:{gpu_id}"),
+        _ => "cpu".to_string(),
+    }
+}
+
+/// The memory in use on a GPU, in MiB, as the driver reports it (the
+/// whole device's); `None` on the CPU.
+#[cfg(feature = "cuda")]
+fn device_memory_mib(device: &Device) -> Option<f64> {
+    let cuda = device.as_cuda_device().ok()?;
+    let (free, total) = cuda.cuda_stream().context().mem_get_info().ok()?;
+    Some((total - free) as f64 / (1024.0 * 1024.0))
+}
+
+#[cfg(not(feature = "cuda"))]
+fn device_memory_mib(_: &Device) -> Option<f64> {
+    None
 }
 
 fn median(v: &[f64]) -> f64 {

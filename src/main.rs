@@ -60,18 +60,14 @@ enum Command {
         /// Worker threads (default: one per core).
         #[arg(long, default_value_t = 0)]
         threads: usize,
-        /// `cpu`, the only device for now (`cuda[:N]` is refused: docs/gpu.md).
-        #[arg(long, default_value = "cpu")]
-        device: String,
+        #[command(flatten)]
+        on: EngineArgs,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
         /// Also show where a training step spends its time, by op kind.
         #[arg(long)]
         breakdown: bool,
-        /// The engine to time.
-        #[arg(long, value_enum, default_value_t = netc::bench::Engine::Native)]
-        engine: netc::bench::Engine,
     },
     /// Train a spec with the recipe in its front matter, into a run
     /// directory (graph, recipe, metrics, checkpoints, plot, report).
@@ -90,9 +86,8 @@ enum Command {
         /// The run directory (default: runs/<spec>-<time>); never overwritten.
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
-        /// `cpu`, the only device for now (`cuda[:N]` is refused: docs/gpu.md).
-        #[arg(long, default_value = "cpu")]
-        device: String,
+        #[command(flatten)]
+        on: EngineArgs,
         /// No progress bars, no per-epoch lines.
         #[arg(long)]
         quiet: bool,
@@ -114,9 +109,8 @@ enum Command {
         /// Write the confusion matrix as CSV here.
         #[arg(long, value_name = "FILE")]
         csv: Option<PathBuf>,
-        /// `cpu`, the only device for now (`cuda[:N]` is refused: docs/gpu.md).
-        #[arg(long, default_value = "cpu")]
-        device: String,
+        #[command(flatten)]
+        on: EngineArgs,
     },
     /// Draw heatmaps of test images at a net's probes: one overlay per image
     /// and probe, the raw maps (safetensors), a figure (rows: images;
@@ -140,7 +134,8 @@ enum Command {
         /// `probe-N` beside the weights; never the run's own `probe/`).
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
-        /// `cpu`, the only device for now (`cuda[:N]` is refused: docs/gpu.md).
+        /// `cpu`, or `cuda[:N]`: an NVIDIA GPU, in a netc built with
+        /// `--features cuda` (docs/gpu.md).
         #[arg(long, default_value = "cpu")]
         device: String,
     },
@@ -234,7 +229,8 @@ enum Command {
         /// Output folder (default: `runs/compare-<time>`).
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
-        /// `cpu`, the only device for now (`cuda[:N]` is refused: docs/gpu.md).
+        /// `cpu`, or `cuda[:N]`: an NVIDIA GPU, in a netc built with
+        /// `--features cuda` (docs/gpu.md).
         #[arg(long, default_value = "cpu")]
         device: String,
     },
@@ -280,6 +276,41 @@ fn parse_archive(name: &str) -> Result<netc::data::get::Archive, String> {
         .find(|a| a.name == name)
         .copied()
         .ok_or_else(|| format!("unknown data set `{name}`; netc can get {}", known.map(|a| a.name).join(", ")))
+}
+
+/// Where training and evaluation run, for `netc run`, `eval` and `bench`.
+#[derive(clap::Args)]
+struct EngineArgs {
+    /// `cpu`, or `cuda[:N]`: an NVIDIA GPU, in a netc built with
+    /// `--features cuda` (docs/gpu.md). A GPU runs the candle engine.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// `native`: netc's own CPU engine, the default on the CPU. `candle`:
+    /// candle's portable ops, which a GPU runs; on the CPU, the check of
+    /// that path against the native engine (slower).
+    #[arg(long, value_enum)]
+    engine: Option<netc::train::Engine>,
+}
+
+impl EngineArgs {
+    /// The engine and the opened device; the native engine on a GPU is refused.
+    fn resolve(&self) -> Result<(netc::train::Engine, candle_core::Device), String> {
+        use netc::train::Engine;
+        let device = netc::runtime::parse_device(&self.device)?;
+        let engine = match (self.engine, device.is_cpu()) {
+            (Some(Engine::Native), false) => {
+                return Err(format!(
+                    "`--engine native --device {}`: the native engine runs on the CPU only; \
+                     leave `--engine` out (a GPU runs the candle engine)",
+                    self.device
+                ));
+            }
+            (Some(engine), _) => engine,
+            (None, true) => Engine::Native,
+            (None, false) => Engine::Candle,
+        };
+        Ok((engine, device))
+    }
 }
 
 /// A spec and the weights trained from it, for `netc eval` and `netc probe`.
@@ -420,21 +451,6 @@ fn parse_sets(sets: &[String]) -> Result<Vec<(String, f64)>, String> {
         .collect()
 }
 
-/// The device of `--device`, which must be the CPU for now: training and
-/// evaluation run on the native CPU engine, and the candle ops that probes
-/// use have no CUDA kernels yet (issue 6, docs/gpu.md). A CUDA device is
-/// still opened first, so that a missing CUDA build or GPU is reported as such.
-fn cpu_device(name: &str, command: &str) -> Result<candle_core::Device, String> {
-    let device = netc::runtime::parse_device(name)?;
-    if !device.is_cpu() {
-        return Err(format!(
-            "`netc {command} --device {name}`: the GPU opened, but netc runs on the CPU only for now \
-             (`--device cpu`); GPU training, evaluation and probing are issue 6 (docs/gpu.md)"
-        ));
-    }
-    Ok(device)
-}
-
 fn main() -> ExitCode {
     restore_sigpipe();
     execute(Cli::parse().command).unwrap_or_else(|e| fail(&e))
@@ -488,8 +504,8 @@ fn execute(command: Command) -> Result<ExitCode, String> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Run { spec, settings: a, resume, out, device, quiet, stop_after_steps } => {
-            cpu_device(&device, "run")?;
+        Command::Run { spec, settings: a, resume, out, on, quiet, stop_after_steps } => {
+            let (engine, device) = on.resolve()?;
             let settings = netc::train::Settings {
                 profile: a.profile,
                 set: parse_sets(&a.set)?,
@@ -503,7 +519,7 @@ fn execute(command: Command) -> Result<ExitCode, String> {
                 skip_bad_images: a.skip_bad_images,
             };
             let _ = ctrlc::set_handler(|| netc::train::INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst));
-            let opts = netc::train::RunOptions { spec, resume, settings, out, quiet, stop_after_steps };
+            let opts = netc::train::RunOptions { spec, resume, settings, out, quiet, stop_after_steps, engine, device };
             match netc::train::run(&opts)? {
                 netc::train::RunOutcome::Finished { dir, final_accuracy, best_accuracy } => {
                     if !quiet {
@@ -519,10 +535,10 @@ fn execute(command: Command) -> Result<ExitCode, String> {
                 netc::train::RunOutcome::Interrupted { .. } => Ok(ExitCode::from(130)),
             }
         }
-        Command::Eval { trained, test_images, batch_size, csv, device } => {
-            cpu_device(&device, "eval")?;
+        Command::Eval { trained, test_images, batch_size, csv, on } => {
+            let (engine, device) = on.resolve()?;
             let (graph, recipe) = trained.resolve(test_images)?;
-            let e = netc::train::evaluate_command(&graph, &trained.weights, &recipe.data, batch_size)?;
+            let e = netc::train::evaluate_command(&graph, &trained.weights, &recipe.data, batch_size, engine, &device)?;
             print!("{}", e.table());
             if let Some(path) = csv {
                 std::fs::write(&path, e.csv()).map_err(|err| format!("cannot write `{}`: {err}", path.display()))?;
@@ -531,7 +547,7 @@ fn execute(command: Command) -> Result<ExitCode, String> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Probe { trained, probes, heatmaps, shared_scale, sanity, out, device } => {
-            let device = cpu_device(&device, "probe")?;
+            let device = netc::runtime::parse_device(&device)?;
             let (graph, recipe) = trained.resolve(None)?;
             let weights = trained.weights;
             let mut probe = recipe.probe.clone();
@@ -570,7 +586,7 @@ fn execute(command: Command) -> Result<ExitCode, String> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Compare { runs, probe, heatmaps, out, device } => {
-            let device = cpu_device(&device, "compare")?;
+            let device = netc::runtime::parse_device(&device)?;
             let out = match out {
                 Some(out) => out,
                 None => netc::train::unique_dir("compare", None)?,
@@ -587,12 +603,12 @@ fn execute(command: Command) -> Result<ExitCode, String> {
             println!("compare.md, compare.csv and compare.png written to {}", out.display());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Bench { spec, set, batch, steps, warmup, threads, device, json, breakdown, engine } => {
-            cpu_device(&device, "bench")?;
+        Command::Bench { spec, set, batch, steps, warmup, threads, on, json, breakdown } => {
+            let (engine, device) = on.resolve()?;
             let c = netc::compile::compile_file(&spec, &parse_sets(&set)?).map_err(|e| e.render())?;
             let report = netc::bench::bench(
                 &c.graph,
-                &netc::bench::BenchOptions { batch, steps, warmup, threads, breakdown, engine },
+                &netc::bench::BenchOptions { batch, steps, warmup, threads, breakdown, engine, device },
             )?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?);

@@ -4,11 +4,15 @@
 //! recipe are written there first, and everything later (resume included)
 //! reads them from there, never the spec.
 
+mod candle;
+mod engine;
 mod eval;
 mod optim;
 mod report;
 mod run;
 
+pub use candle::{CandleTrainer, cross_entropy};
+pub use engine::{Engine, StepLoss, Trainer, trainer};
 pub use eval::{Evaluation, evaluate, evaluate_command};
 pub use optim::{Loss, Optimizer, StepSettings, learning_rate, softmax_cross_entropy, train_step};
-pub use run::{EpochMetrics, INTERRUPTED, RunOptions, RunOutcome, Settings, resolve, run, unique_dir};
+pub use run::{EpochMetrics, INTERRUPTED, RunOptions, RunOutcome, Settings, engine_words, resolve, run, unique_dir};

@@ -9,14 +9,14 @@ use std::time::Instant;
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+use super::engine::{Engine, trainer};
 use super::eval::evaluate;
-use super::optim::{Optimizer, StepSettings, learning_rate, train_step};
+use super::optim::{StepSettings, learning_rate};
 use crate::checkpoint::{self, Progress};
 use crate::data::{self, Dataset, Normalize, Split};
 use crate::graph::Graph;
 use crate::recipe::{DataSource, Recipe};
-use crate::runtime::Model;
-use crate::runtime::native::Net;
+use crate::runtime::{Kernels, Model};
 
 /// Set by the Ctrl-C handler: the run finishes its step, writes a
 /// checkpoint and stops.
@@ -48,6 +48,10 @@ pub struct RunOptions {
     pub quiet: bool,
     /// Stop as Ctrl-C would after this many optimiser steps (for tests).
     pub stop_after_steps: Option<u64>,
+    /// The engine that trains; a run may resume on the other one.
+    pub engine: Engine,
+    /// Where it trains: the CPU, or a GPU for the candle engine.
+    pub device: Device,
 }
 
 #[derive(Debug)]
@@ -422,18 +426,17 @@ fn train(dir: &Path, graph: &Graph, recipe: &Recipe, ready: Ready, opts: &RunOpt
         }
     };
     let Ready { train_data, test_data, norm, mut model } = ready;
-    let device = &Device::Cpu;
     let err = |e: candle_core::Error| e.to_string();
-    let mut optimizer = Optimizer::new(&t.optimizer);
     let last = dir.join("last.safetensors");
     let mut progress = Progress { best_accuracy: -1.0, ..Progress::default() };
+    let mut optimizer_state = None;
     if last.exists() {
-        let cp = checkpoint::load(&last, device)?;
+        let cp = checkpoint::load(&last, &Device::Cpu)?;
         model.load_state(&cp.model, &checkpoint::NOT_MODEL).map_err(|m| {
             format!("`{}` does not fit the run's graph:\n{}", last.display(), checkpoint::first_mismatches(&m))
         })?;
         progress = cp.progress.ok_or_else(|| format!("`{}` holds no training progress", last.display()))?;
-        optimizer.restore(&cp.optimizer, progress.step)?;
+        optimizer_state = Some(cp.optimizer);
         if progress.epoch >= t.epochs as u64 {
             let accuracy = read_metrics(dir).last().map_or(0.0, |m| m.test_accuracy);
             say(&format!(
@@ -450,17 +453,20 @@ fn train(dir: &Path, graph: &Graph, recipe: &Recipe, ready: Ready, opts: &RunOpt
         }
         say(&format!("resuming {} at epoch {}, batch {}", dir.display(), progress.epoch + 1, progress.batch));
     }
-    let mut net = Net::from_model(&model).map_err(|e| e.to_string())?;
+    let restored = optimizer_state.as_ref().map(|state| (state, progress.step));
+    let mut net = trainer(opts.engine, &opts.device, &model, &t.optimizer, restored)?;
+    let device = net.device().clone();
     // Metrics past the checkpoint come from an epoch that will run again.
     trim_metrics(dir, progress.epoch)?;
     if progress.step == 0 {
         say(&format!(
-            "training {} ({} parameters) on {} ({} train / {} test images); run directory {}",
+            "training {} ({} parameters) on {} ({} train / {} test images), {}; run directory {}",
             graph.name,
             crate::summary::group(graph.total_params()),
             train_data.source,
             train_data.len(),
             test_data.len(),
+            engine_words(opts.engine, &device),
             dir.display()
         ));
     }
@@ -483,11 +489,9 @@ fn train(dir: &Path, graph: &Graph, recipe: &Recipe, ready: Ready, opts: &RunOpt
             let batch = batch.map_err(err)?;
             let lr = learning_rate(t, t.optimizer.lr, progress.step, steps_per_epoch);
             let dropout_seed = crate::rng::mix(&[t.seed, progress.step]);
-            let images: Vec<f32> = batch.images.flatten_all().and_then(|t| t.to_vec1()).map_err(err)?;
-            let labels: Vec<u32> = batch.labels.to_vec1().map_err(err)?;
             let settings =
                 StepSettings { lr, label_smoothing: t.label_smoothing, grad_clip: t.grad_clip, dropout_seed };
-            let loss = train_step(&mut net, &mut optimizer, &images, &labels, &settings).map_err(|e| e.to_string())?;
+            let loss = net.step(&batch, &settings)?;
             let loss_value = loss.value;
             if !loss_value.is_finite() {
                 bar.abandon();
@@ -503,7 +507,7 @@ fn train(dir: &Path, graph: &Graph, recipe: &Recipe, ready: Ready, opts: &RunOpt
                 ));
             }
             progress.step += 1;
-            let n = labels.len() as f64;
+            let n = batch.indices.len() as f64;
             let correct = loss.correct;
             sums[0] += loss_value * n;
             sums[1] += correct as f64;
@@ -521,14 +525,14 @@ fn train(dir: &Path, graph: &Graph, recipe: &Recipe, ready: Ready, opts: &RunOpt
                 bar.abandon();
                 sums[3] = secs;
                 let here = Progress { epoch, batch: index as u64 + 1, sums, ..progress.clone() };
-                checkpoint::save(&last, &net.state(), &optimizer.state(), &here, &norm)?;
+                checkpoint::save(&last, &net.model_state()?, &net.optimizer_state()?, &here, &norm)?;
                 say(&format!("interrupted: checkpoint written; continue with `netc run --resume {}`", dir.display()));
                 return Ok(RunOutcome::Interrupted { dir: dir.to_path_buf() });
             }
         }
         bar.finish_and_clear();
         let train_seconds = sums[3] + epoch_start.elapsed().as_secs_f64();
-        let test = evaluate(&mut net, test_data.clone(), batch_size, norm).map_err(|e| e.to_string())?;
+        let test = evaluate(net.as_mut(), test_data.clone(), batch_size, norm)?;
         let metrics = EpochMetrics {
             epoch: epoch + 1,
             train_loss: sums[0] / sums[2].max(1.0),
@@ -562,17 +566,21 @@ fn train(dir: &Path, graph: &Graph, recipe: &Recipe, ready: Ready, opts: &RunOpt
         // `best` first: a kill between the two writes then loses nothing.
         if best {
             let empty = std::collections::BTreeMap::new();
-            checkpoint::save(&dir.join("best.safetensors"), &net.state(), &empty, &done, &norm)?;
+            checkpoint::save(&dir.join("best.safetensors"), &net.model_state()?, &empty, &done, &norm)?;
         }
-        checkpoint::save(&last, &net.state(), &optimizer.state(), &done, &norm)?;
+        checkpoint::save(&last, &net.model_state()?, &net.optimizer_state()?, &done, &norm)?;
         progress = done;
         super::report::write_report(dir, graph, recipe, None)?;
     }
     // Heatmaps at the net's own probes, from the final weights.
     let probes: Vec<String> = graph.probes.iter().map(|p| p.name.clone()).collect();
     if !probes.is_empty() {
-        let weights: std::collections::HashMap<String, Tensor> = net.state().into_iter().collect();
+        let weights: std::collections::HashMap<String, Tensor> = net.model_state()?.into_iter().collect();
         model.load_state(&weights, &[]).map_err(|m| format!("the trained weights do not load: {m:?}"))?;
+        // On a GPU the heatmaps are drawn there too, by the portable kernels.
+        if !device.is_cpu() {
+            model = model.to(&device, Kernels::Portable).map_err(err)?;
+        }
         // The images of `data::probe_images`, as `netc probe` and `netc compare` draw.
         let shown = data::probe_images(&recipe.data, graph.image_shape()?, recipe.probe.count.max(1))
             .map_err(|e| e.to_string())?;
@@ -589,6 +597,15 @@ fn train(dir: &Path, graph: &Graph, recipe: &Recipe, ready: Ready, opts: &RunOpt
         super::report::write_report(dir, graph, recipe, Some(&scores))?;
     }
     Ok(RunOutcome::Finished { dir: dir.to_path_buf(), final_accuracy, best_accuracy: progress.best_accuracy })
+}
+
+/// "the native engine" or "the candle engine on cuda:0", for messages.
+pub fn engine_words(engine: Engine, device: &Device) -> String {
+    match (engine, device.location()) {
+        (Engine::Native, _) => "native engine".to_string(),
+        (Engine::Candle, candle_core::DeviceLocation::Cuda { gpu_id }) => format!("candle engine on cuda:{gpu_id}"),
+        (Engine::Candle, _) => "candle engine on the CPU".to_string(),
+    }
 }
 
 /// The seed of the test split's subset (and, for synthetic data, images).
