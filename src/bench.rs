@@ -8,6 +8,7 @@
 //! forward pass in evaluation mode. Each is timed after warm-up steps, and
 //! the median step is reported.
 
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use candle_core::{Device, Tensor};
@@ -36,7 +37,33 @@ pub struct BenchOptions {
     pub engine: Engine,
     /// The CPU, or a GPU for the candle engine.
     pub device: Device,
+    /// First check one training step of the candle engine against the
+    /// native engine on the CPU.
+    pub verify: bool,
 }
+
+/// `--verify`: one training step of the candle engine on the bench's
+/// device against the native engine on the CPU, from the same weights on
+/// the same batch (SGD with momentum; the batch's random images).
+#[derive(Clone, Debug, Serialize)]
+pub struct Verification {
+    pub loss: f64,
+    pub native_loss: f64,
+    /// |loss - native_loss| / native_loss.
+    pub loss_error: f64,
+    /// The relative L2 error of the step's update of all parameters
+    /// together, against the native engine's.
+    pub update_error: f64,
+    /// Within [`VERIFY_BOUNDS`].
+    pub passed: bool,
+}
+
+/// The bounds `--verify` holds the loss and the update to. Rounding moves a
+/// ReLU or a max-pool's maximum now and then, and each such flip moves the
+/// gradient upstream of it: on the CPU, the candle engine's update of the
+/// small paper nets is within 8.2% of the native one's (tests/engines.rs),
+/// where a wrong kernel gives errors of order one.
+pub const VERIFY_BOUNDS: [f64; 2] = [1e-3, 0.15];
 
 #[derive(Clone, Debug, Serialize)]
 pub struct BenchReport {
@@ -67,6 +94,8 @@ pub struct BenchReport {
     /// pass (`forward`/`backward`), slowest first.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub breakdown: Vec<(String, String, f64)>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verify: Option<Verification>,
 }
 
 impl BenchReport {
@@ -94,6 +123,20 @@ impl BenchReport {
             self.peak_device_memory_mib.map_or(String::new(), |m| format!(", {m:.0} MiB on {}", self.device)),
             self.train_step_seconds.len(),
         ) + &self.breakdown_table()
+            + &self.verify.as_ref().map_or(String::new(), |v| {
+                format!(
+                    "verify: one step on {} against the native engine on the CPU: loss {:.6} against {:.6} \
+                     (error {:.1e}), update error {:.1e}: {} (bounds {:.0e}, {})\n",
+                    self.device,
+                    v.loss,
+                    v.native_loss,
+                    v.loss_error,
+                    v.update_error,
+                    if v.passed { "ok" } else { "FAILED" },
+                    VERIFY_BOUNDS[0],
+                    VERIFY_BOUNDS[1],
+                )
+            })
     }
 
     fn breakdown_table(&self) -> String {
@@ -123,6 +166,15 @@ pub fn bench(graph: &Graph, opts: &BenchOptions) -> Result<BenchReport, String> 
     let per_image: usize = graph.input_shape().iter().product();
     let images: Vec<f32> = (0..opts.batch * per_image).map(|_| rng.normal() as f32).collect();
     let labels: Vec<u32> = (0..opts.batch).map(|_| rng.below(classes) as u32).collect();
+    let verify = match opts.verify {
+        true if opts.engine == Engine::Native => {
+            return Err("`--verify` checks the candle engine against the native one: add `--engine candle` \
+                        (or `--device cuda`)"
+                .to_string());
+        }
+        true => Some(pool.install(|| verify_step(graph, &opts.device, &images, &labels))?),
+        false => None,
+    };
     let bar = step_bar(2 * (opts.warmup + opts.steps) as u64);
     let mut peak_device = None;
     let (train, infer, breakdown) = pool.install(|| match opts.engine {
@@ -149,6 +201,7 @@ pub fn bench(graph: &Graph, opts: &BenchOptions) -> Result<BenchReport, String> 
         infer_step_seconds: infer,
         peak_memory_mib: peak_memory_mib(),
         peak_device_memory_mib: peak_device,
+        verify,
         breakdown,
     })
 }
@@ -263,6 +316,44 @@ fn candle_steps(
         Ok::<(), String>(())
     })?;
     Ok((train, infer, Vec::new()))
+}
+
+/// One step of the candle engine on `device` and of the native engine on
+/// the CPU, from the same initial weights, compared.
+fn verify_step(graph: &Graph, device: &Device, images: &[f32], labels: &[u32]) -> Result<Verification, String> {
+    let err = |e: candle_core::Error| e.to_string();
+    let model = Model::new(graph, &Device::Cpu, 0).map_err(err)?;
+    let settings = OptimizerSettings { lr: 0.01, ..OptimizerSettings::default() };
+    let step = StepSettings { lr: settings.lr, label_smoothing: 0.0, grad_clip: None, dropout_seed: 0 };
+    let dims = graph.input_shape();
+    let batch_on = |device: &Device| -> Result<Batch, String> {
+        let n = labels.len();
+        Ok(Batch {
+            images: Tensor::from_slice(images, (n, dims[0], dims[1], dims[2]), device).map_err(err)?,
+            labels: Tensor::from_slice(labels, n, device).map_err(err)?,
+            indices: (0..n).collect(),
+        })
+    };
+    let mut candle = trainer(Engine::Candle, device, &model, &settings, None)?;
+    let mut native = trainer(Engine::Native, &Device::Cpu, &model, &settings, None)?;
+    let loss = candle.step(&batch_on(device)?, &step)?.value;
+    let native_loss = native.step(&batch_on(&Device::Cpu)?, &step)?.value;
+    let before = model.state();
+    let update = |after: BTreeMap<String, Tensor>| -> Result<Vec<f64>, String> {
+        let mut all = Vec::new();
+        for p in graph.nodes.iter().flat_map(|n| &n.params) {
+            let change = (&after[&p.name] - &before[&p.name]).and_then(|d| d.flatten_all()).map_err(err)?;
+            all.extend(change.to_vec1::<f32>().map_err(err)?.into_iter().map(f64::from));
+        }
+        Ok(all)
+    };
+    let (ours, theirs) = (update(candle.model_state()?)?, update(native.model_state()?)?);
+    let norm = |v: &mut dyn Iterator<Item = f64>| v.map(|x| x * x).sum::<f64>().sqrt();
+    let update_error =
+        norm(&mut ours.iter().zip(&theirs).map(|(a, b)| a - b)) / norm(&mut theirs.iter().copied()).max(1e-30);
+    let loss_error = (loss - native_loss).abs() / native_loss.abs().max(1e-30);
+    let passed = loss_error <= VERIFY_BOUNDS[0] && update_error <= VERIFY_BOUNDS[1];
+    Ok(Verification { loss, native_loss, loss_error, update_error, passed })
 }
 
 /// `cpu` or `cuda:N`.

@@ -68,6 +68,12 @@ enum Command {
         /// Also show where a training step spends its time, by op kind.
         #[arg(long)]
         breakdown: bool,
+        /// First take one training step with the candle engine (on
+        /// `--device`) and with the native engine on the CPU, from the same
+        /// weights on the same batch, and compare the loss and the update;
+        /// exit 1 after the report if they differ past rounding.
+        #[arg(long)]
+        verify: bool,
     },
     /// Train a spec with the recipe in its front matter, into a run
     /// directory (graph, recipe, metrics, checkpoints, plot, report).
@@ -603,17 +609,22 @@ fn execute(command: Command) -> Result<ExitCode, String> {
             println!("compare.md, compare.csv and compare.png written to {}", out.display());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Bench { spec, set, batch, steps, warmup, threads, on, json, breakdown } => {
+        Command::Bench { spec, set, batch, steps, warmup, threads, on, json, breakdown, verify } => {
             let (engine, device) = on.resolve()?;
             let c = netc::compile::compile_file(&spec, &parse_sets(&set)?).map_err(|e| e.render())?;
             let report = netc::bench::bench(
                 &c.graph,
-                &netc::bench::BenchOptions { batch, steps, warmup, threads, breakdown, engine, device },
+                &netc::bench::BenchOptions { batch, steps, warmup, threads, breakdown, engine, device, verify },
             )?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?);
             } else {
                 print!("{}", report.text());
+            }
+            if report.verify.as_ref().is_some_and(|v| !v.passed) {
+                return Err(
+                    "`--verify`: the candle engine's step differs from the native engine's past the bounds".into()
+                );
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -16,7 +16,7 @@ use candle_core::{Device, Tensor};
 use netc::data::Batch;
 use netc::graph::Graph;
 use netc::recipe::{Optimizer, OptimizerKind};
-use netc::runtime::Model;
+use netc::runtime::{Kernels, Model};
 use netc::train::{Engine, StepSettings, Trainer, trainer};
 
 use common::Rng;
@@ -275,4 +275,77 @@ fn a_gpu_is_asked_for_clearly() {
     let (code, _, err) = netc(&["run", SPEC, "--device", "cuda", "--engine", "native"]);
     assert_eq!(code, 1);
     assert!(err.contains("CUDA") || err.contains("native engine runs on the CPU only"), "{err}");
+}
+
+/// Heatmaps, Grad-CAM included, come out the same from the portable
+/// kernels that a GPU runs as from netc's CPU kernels, on every probe of
+/// the paper's network (same weights, same images).
+#[test]
+fn heatmaps_on_the_portable_kernels() {
+    use netc::recipe::Aggregate;
+    let graph = common::compiled("specs/ours.net", &[("width", 0.125)]).graph;
+    let model = |kernels| Model::new(&graph, &Device::Cpu, 5).unwrap().to(&Device::Cpu, kernels).unwrap();
+    let images = random_batch(&graph, 3, &mut Rng(9)).images;
+    let probes: Vec<String> = graph.probes.iter().map(|p| p.name.clone()).collect();
+    assert!(probes.len() >= 2);
+    for how in [Aggregate::Mean, Aggregate::Gradcam] {
+        let maps = |mut m: Model| netc::probe::probe_maps(&mut m, &images, &probes, how, None).unwrap();
+        let (cpu, portable) = (maps(model(Kernels::Cpu)), maps(model(Kernels::Portable)));
+        for (a, b) in cpu.iter().zip(&portable) {
+            for (x, y) in a.maps.iter().zip(&b.maps) {
+                let (x, y) = (
+                    Tensor::new(x.as_slice(), &Device::Cpu).unwrap(),
+                    Tensor::new(y.as_slice(), &Device::Cpu).unwrap(),
+                );
+                let err = relative_error(&y, &x, 1e-6);
+                assert!(err < 1e-3, "{how:?} at `{}`: the portable kernels' map differs by {err:e}", a.probe);
+            }
+        }
+    }
+}
+
+/// `netc bench --verify` (the first check on a GPU machine) compares one
+/// step of the candle engine with the native engine's, and says so.
+#[test]
+fn bench_verifies_the_candle_engine() {
+    let args = ["bench", SPEC, "--engine", "candle", "--verify", "--steps", "1", "--warmup", "0", "--batch", "8"];
+    let (code, out, err) = netc(&[&args[..], &["--json"]].concat());
+    assert_eq!(code, 0, "{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let v = &report["verify"];
+    assert_eq!(v["passed"], true, "{v}");
+    assert!(v["loss_error"].as_f64().unwrap() < 1e-5, "{v}");
+    assert!(v["update_error"].as_f64().unwrap() < 1e-3, "{v}");
+    let (code, out, _) = netc(&args);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("verify: one step on cpu against the native engine on the CPU") && out.contains(": ok"),
+        "{out}"
+    );
+    let (code, _, err) = netc(&["bench", SPEC, "--verify"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("--engine candle"), "{err}");
+}
+
+/// `scripts/gpu-check.sh`, run here with the CPU build, gets as far as a
+/// machine without a GPU allows: the binary loads, and the first stage that
+/// needs the GPU stops the script with netc's reason.
+#[test]
+fn the_gpu_check_runs_up_to_the_device() {
+    let out = scratch("gpu-check");
+    let run = Command::new("bash")
+        .arg("scripts/gpu-check.sh")
+        .env("NETC", env!("CARGO_BIN_EXE_netc"))
+        .env("OUT", &out)
+        .output()
+        .expect("bash runs");
+    let (stdout, stderr) = (String::from_utf8_lossy(&run.stdout), String::from_utf8_lossy(&run.stderr));
+    assert_eq!(run.status.code(), Some(1), "{stdout}\n{stderr}");
+    for stage in ["== 1/6 binary", "== 2/6 libraries", "ok: ", "== 3/6 GPU", "== 4/6 one training step on cuda"] {
+        assert!(stdout.contains(stage), "missing `{stage}`:\n{stdout}\n{stderr}");
+    }
+    assert!(!stdout.contains("== 5/6"), "{stdout}");
+    let reason = if cfg!(feature = "cuda") { "cannot open CUDA device" } else { "built without CUDA" };
+    assert!(stderr.contains(reason) && stderr.contains("gpu-check: FAILED at the step on cuda"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&out);
 }

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# The one check to run on a GPU machine, from the repository root, with
+# target/gpu/netc.gz (scripts/build-cuda.sh) carried along:
+#
+#   scripts/gpu-check.sh                 # results in $OUT (default /tmp/gpu-check)
+#   NETC=/path/to/netc scripts/gpu-check.sh
+#
+# 1. unpack the binary; 2. find CUDA's libraries in PyTorch's NVIDIA wheels
+# and check that the binary loads; 3. the GPU (nvidia-smi); 4. one training
+# step on the GPU against the native engine on the CPU, from the same
+# weights on the same batch (`netc bench --verify`); 5. training speed
+# against PyTorch eager on the same GPU, alternating rounds; 6. a short run
+# on real CIFAR-10 and Grad-CAM heatmaps of it, on the GPU.
+# Each stage prints what it found; the first failure stops the script with
+# its reason. Nothing here needs a Rust toolchain.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-/tmp/gpu-check}
+PYTHON=${PYTHON:-python3}
+DEVICE=${DEVICE:-cuda}
+mkdir -p "$OUT"
+stage() { echo; echo "== $1"; }
+fail() { echo "gpu-check: FAILED at $1" >&2; exit 1; }
+
+stage "1/6 binary"
+if [ -z "${NETC:-}" ]; then
+  [ -f target/gpu/netc.gz ] || fail "binary: target/gpu/netc.gz is missing (scripts/build-cuda.sh makes it)"
+  NETC="$OUT/netc"
+  gunzip -c target/gpu/netc.gz > "$NETC" && chmod +x "$NETC" || fail "binary: cannot unpack target/gpu/netc.gz"
+fi
+echo "$NETC"
+
+stage "2/6 libraries"
+# CUDA's libraries as PyTorch's wheels lay them out: nvidia/cu13/lib, or one
+# nvidia/<library>/lib folder each.
+LIBS=$("$PYTHON" - <<'PY' 2>/dev/null
+import os
+try:
+    import nvidia
+except ImportError:
+    raise SystemExit
+dirs = set()
+for root in nvidia.__path__:
+    for d, _, files in os.walk(root):
+        if any(f.startswith(("libcublas", "libcurand", "libcudart", "libnvrtc")) and ".so" in f for f in files):
+            dirs.add(d)
+print(":".join(sorted(dirs)))
+PY
+)
+export LD_LIBRARY_PATH="${LIBS}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
+missing=$(ldd "$NETC" | grep "not found")
+[ -z "$missing" ] || { echo "$missing"; fail "libraries: the binary cannot load them (above)"; }
+"$NETC" --version > /dev/null || fail "libraries: the binary does not start"
+echo "ok: $(ldd "$NETC" | grep -cE 'libcuda|libcublas|libcurand|libcudart') CUDA libraries resolve"
+
+stage "3/6 GPU"
+if command -v nvidia-smi > /dev/null; then
+  nvidia-smi --query-gpu=name,driver_version,compute_cap,memory.total --format=csv | tee "$OUT/gpu.csv"
+else
+  echo "no nvidia-smi here"
+fi
+
+stage "4/6 one training step on $DEVICE against the native engine on the CPU"
+"$NETC" bench specs/inception_v1.net --set width=0.25 --batch 64 --steps 3 --warmup 1 \
+  --device "$DEVICE" --verify | tee "$OUT/verify.txt"
+[ "${PIPESTATUS[0]}" -eq 0 ] || fail "the step on $DEVICE (above)"
+
+stage "5/6 training speed against PyTorch on $DEVICE (width 1.0, batch 128)"
+"$PYTHON" scripts/bench_vs_pytorch.py --python "$PYTHON" --netc "$NETC" --device "$DEVICE" \
+  --width 1.0 --batch 128 --steps 20 --rounds 3 | tee "$OUT/bench.txt"
+[ "${PIPESTATUS[0]}" -eq 0 ] || fail "the speed comparison (above)"
+
+stage "6/6 real CIFAR-10 on $DEVICE: one epoch of 20,000 images, then Grad-CAM"
+DATA=${DATA:-../shared/data/cifar10-jpg.tar.gz}
+rm -rf "$OUT/run" "$OUT/probe"
+"$NETC" run specs/inception_v1.net --set width=1.0 --data "folder:$DATA" --epochs 1 \
+  --train-images 20000 --test-images 2000 --device "$DEVICE" --out "$OUT/run" --quiet \
+  || fail "the real-data run"
+cat "$OUT/run/metrics.csv"
+"$NETC" probe specs/inception_v1.net --set width=1.0 --data "folder:$DATA" \
+  --weights "$OUT/run/best.safetensors" --aggregate gradcam --device "$DEVICE" --out "$OUT/probe" \
+  || fail "the heatmaps"
+echo
+echo "gpu-check: all stages passed; results in $OUT (record them in docs/gpu.md)"
