@@ -111,9 +111,7 @@ pub fn compare(r: &CompareRequest) -> Result<String, String> {
         let images = data::probe_images(&run.recipe.data, shape, r.count).map_err(|e| e.to_string())?;
         let images = std::sync::Arc::new(images);
         let mut maps = Vec::new();
-        for batch in
-            data::batches(images.clone(), super::command::PROBE_BATCH, false, &[], norm, 0, 0, r.device.clone())
-        {
+        for batch in data::batches(images.clone(), super::command::PROBE_BATCH, false, &[], norm, 0, 0, Device::Cpu) {
             let batch = batch.map_err(|e| e.to_string())?;
             let got = probe_maps(&mut model, &batch.images, std::slice::from_ref(&probe), r.aggregate, None)
                 .map_err(|e| e.to_string())?;

@@ -15,7 +15,7 @@ pub struct ProbeMaps {
 }
 
 /// Runs `model` in evaluation mode on `images` `[N, C, H, W]` (normalised
-/// as in training) and returns the heatmaps of each probe. Grad-CAM weighs
+/// as in training; on any device, moved to the model's) and returns the heatmaps of each probe. Grad-CAM weighs
 /// the channels by the gradient of `class`'s logit, or of each image's
 /// predicted class.
 pub fn probe_maps(
@@ -26,6 +26,7 @@ pub fn probe_maps(
     class: Option<usize>,
 ) -> Result<Vec<ProbeMaps>> {
     let names: Vec<&str> = probes.iter().map(String::as_str).collect();
+    let images = &images.to_device(model.device())?;
     let (out, taps) = if how == Aggregate::Gradcam {
         model.forward_tapped(images, &names)?
     } else {

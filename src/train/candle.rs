@@ -40,11 +40,12 @@ impl CandleTrainer {
     }
 
     fn try_step(&mut self, batch: &Batch, s: &StepSettings) -> Result<StepLoss> {
-        let logits = self.model.forward(&batch.images, Mode::Train, &[], s.dropout_seed)?.logits;
-        let loss = cross_entropy(&logits, &batch.labels, s.label_smoothing)?;
+        let device = self.model.device();
+        let (images, labels) = (batch.images.to_device(device)?, batch.labels.to_device(device)?);
+        let logits = self.model.forward(&images, Mode::Train, &[], s.dropout_seed)?.logits;
+        let loss = cross_entropy(&logits, &labels, s.label_smoothing)?;
         let value = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
-        let correct =
-            logits.argmax(D::Minus1)?.eq(&batch.labels)?.to_dtype(DType::U32)?.sum_all()?.to_scalar::<u32>()?;
+        let correct = logits.argmax(D::Minus1)?.eq(&labels)?.to_dtype(DType::U32)?.sum_all()?.to_scalar::<u32>()?;
         if value.is_finite() {
             let grads = loss.backward()?;
             let scale = match s.grad_clip {
@@ -67,7 +68,8 @@ impl Trainer for CandleTrainer {
     }
 
     fn logits(&mut self, images: &Tensor) -> std::result::Result<Vec<f32>, String> {
-        let logits = self.model.forward(images, Mode::Eval, &[], 0).map_err(|e| e.to_string())?.logits;
+        let images = images.to_device(self.model.device()).map_err(|e| e.to_string())?;
+        let logits = self.model.forward(&images, Mode::Eval, &[], 0).map_err(|e| e.to_string())?.logits;
         logits.flatten_all().and_then(|t| t.to_vec1()).map_err(|e| e.to_string())
     }
 

@@ -38,7 +38,8 @@ pub struct StepLoss {
 
 /// A model with its optimiser, on one engine.
 pub trait Trainer {
-    /// Where the batches it takes live.
+    /// Where it computes. Batches come from the CPU, where they are made
+    /// on a background thread; the trainer moves them (a copy per batch).
     fn device(&self) -> &Device;
     /// One training step (forward in training mode, loss, backward,
     /// clipping, update); a loss that is not finite updates nothing.

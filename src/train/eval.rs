@@ -79,7 +79,7 @@ pub fn evaluate(
     let k = data.classes.len();
     let mut confusion = vec![vec![0u64; k]; k];
     let (mut loss_sum, mut seen) = (0.0, 0usize);
-    for batch in data::batches(data.clone(), batch_size, false, &[], norm, 0, 0, net.device().clone()) {
+    for batch in data::batches(data.clone(), batch_size, false, &[], norm, 0, 0, Device::Cpu) {
         let batch = batch.map_err(|e| e.to_string())?;
         let labels: Vec<u32> = batch.labels.to_vec1().map_err(|e| e.to_string())?;
         let logits = net.logits(&batch.images)?;

@@ -553,8 +553,8 @@ fn train_epoch(
     let epoch_start = Instant::now();
     let bar = progress_bar(!cx.opts.quiet && std::io::stderr().is_terminal(), cx.steps_per_epoch, epoch, t.epochs);
     bar.set_position(skip);
-    let device = net.device().clone();
-    let batches = data::batches(data.clone(), t.batch_size as usize, true, &t.augment, cx.norm, t.seed, epoch, device);
+    let batch_size = t.batch_size as usize;
+    let batches = data::batches(data.clone(), batch_size, true, &t.augment, cx.norm, t.seed, epoch, Device::Cpu);
     for (index, batch) in batches.enumerate().skip(skip as usize) {
         let batch = batch.map_err(|e| e.to_string())?;
         let lr = learning_rate(t, t.optimizer.lr, progress.step, cx.steps_per_epoch);
