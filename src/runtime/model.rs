@@ -401,7 +401,8 @@ fn batch_norm(
         buffers.insert(var_key.clone(), running_var);
         Ok(())
     };
-    let (mean, var) = match mode {
+    // The centred input, kept: training mode needs it for the variance too.
+    let (centred, var) = match mode {
         Mode::Train if fused && x.rank() == 4 => {
             let (y, mean, var) = ops::batch_norm_train(x, weight, bias, eps)?;
             let c = mean.len();
@@ -418,16 +419,18 @@ fn batch_norm(
                 Ok(t)
             };
             let mean = reduce(x)?;
-            let var = reduce(&x.broadcast_sub(&mean)?.sqr()?)?;
+            let centred = x.broadcast_sub(&mean)?;
+            let var = reduce(&centred.sqr()?)?;
             update(buffers, mean.flatten_all()?.detach(), var.flatten_all()?.detach())?;
-            (mean, var)
+            (centred, var)
         }
         Mode::Eval => {
-            (buffers[&mean_key].reshape(stat_shape.as_slice())?, buffers[&var_key].reshape(stat_shape.as_slice())?)
+            let mean = buffers[&mean_key].reshape(stat_shape.as_slice())?;
+            (x.broadcast_sub(&mean)?, buffers[&var_key].reshape(stat_shape.as_slice())?)
         }
     };
     let scale = weight.reshape(stat_shape.as_slice())?.broadcast_div(&(var + eps)?.sqrt()?)?;
-    x.broadcast_sub(&mean)?.broadcast_mul(&scale)?.broadcast_add(&bias.reshape(stat_shape.as_slice())?)
+    centred.broadcast_mul(&scale)?.broadcast_add(&bias.reshape(stat_shape.as_slice())?)
 }
 
 fn load_error(name: &str, e: candle_core::Error) -> Mismatch {

@@ -64,13 +64,13 @@ impl Trainer for CandleTrainer {
     }
 
     fn step(&mut self, batch: &Batch, s: &StepSettings) -> std::result::Result<StepLoss, String> {
-        self.try_step(batch, s).map_err(|e| e.to_string())
+        self.try_step(batch, s).map_err(text)
     }
 
     fn logits(&mut self, images: &Tensor) -> std::result::Result<Vec<f32>, String> {
-        let images = images.to_device(self.model.device()).map_err(|e| e.to_string())?;
-        let logits = self.model.forward(&images, Mode::Eval, &[], 0).map_err(|e| e.to_string())?.logits;
-        logits.flatten_all().and_then(|t| t.to_vec1()).map_err(|e| e.to_string())
+        let images = images.to_device(self.model.device()).map_err(text)?;
+        let logits = self.model.forward(&images, Mode::Eval, &[], 0).map_err(text)?.logits;
+        logits.flatten_all().and_then(|t| t.to_vec1()).map_err(text)
     }
 
     fn model_state(&self) -> std::result::Result<BTreeMap<String, Tensor>, String> {
@@ -90,7 +90,16 @@ impl Trainer for CandleTrainer {
 }
 
 fn on_cpu(state: BTreeMap<String, Tensor>) -> std::result::Result<BTreeMap<String, Tensor>, String> {
-    state.into_iter().map(|(k, t)| t.to_device(&Device::Cpu).map(|t| (k, t)).map_err(|e| e.to_string())).collect()
+    state.into_iter().map(|(k, t)| t.to_device(&Device::Cpu).map(|t| (k, t)).map_err(text)).collect()
+}
+
+/// A candle error as one message: without the backtrace candle appends
+/// when `RUST_BACKTRACE` is set (a device out of memory needs none).
+fn text(e: candle_core::Error) -> String {
+    match e {
+        candle_core::Error::WithBacktrace { inner, .. } => inner.to_string(),
+        e => e.to_string(),
+    }
 }
 
 /// The mean cross-entropy of `logits` `[N, K]` against `labels` (u32),
