@@ -349,3 +349,21 @@ fn the_gpu_check_runs_up_to_the_device() {
     assert!(stderr.contains(reason) && stderr.contains("gpu-check: FAILED at the step on cuda"), "{stderr}");
     let _ = std::fs::remove_dir_all(&out);
 }
+
+/// Training on the candle engine holds its memory flat: nothing it keeps
+/// from a step (optimiser buffers, weights) may carry that step's graph,
+/// or every step's activations stay alive, chained to the next (seen on a
+/// GPU: out of memory; here, before the fix, 452 MiB after 1 step and
+/// 2,979 MiB after 12 at width 0.125).
+#[test]
+fn the_candle_engine_does_not_keep_old_steps() {
+    let peak = |steps: &str| -> f64 {
+        let args = ["bench", "specs/inception_v1.net", "--set", "width=0.0625", "--engine", "candle"];
+        let (code, out, err) =
+            netc(&[&args[..], &["--batch", "16", "--warmup", "0", "--steps", steps, "--json"]].concat());
+        assert_eq!(code, 0, "{err}");
+        serde_json::from_str::<serde_json::Value>(&out).unwrap()["peak_memory_mib"].as_f64().unwrap()
+    };
+    let (one, eight) = (peak("1"), peak("8"));
+    assert!(eight < one * 1.3, "peak memory {one:.0} MiB after 1 step but {eight:.0} MiB after 8");
+}

@@ -137,7 +137,11 @@ fn clip_scale(params: &BTreeMap<String, Var>, grads: &GradStore, limit: f64) -> 
 }
 
 /// SGD (momentum, Nesterov, L2 weight decay) and AdamW (decoupled decay)
-/// with `optim::Optimizer`'s rules and buffer names, on the device.
+/// with `optim::Optimizer`'s rules and buffer names, on the device. What
+/// it keeps is detached: a gradient carries candle's graph of the step it
+/// came from, and a buffer built from it would keep every step's
+/// activations alive, chained to the next step's (the first GPU runs ran
+/// out of memory so).
 struct DeviceOptimizer {
     settings: OptimizerSettings,
     /// `<param>.momentum` for SGD; `<param>.m`, `<param>.v` for AdamW;
@@ -205,7 +209,7 @@ impl DeviceOptimizer {
                             None => g.clone(),
                         };
                         let step = if o.nesterov { (&g + buf.affine(momentum, 0.0)?)? } else { buf.clone() };
-                        self.state.insert(slot, buf);
+                        self.state.insert(slot, buf.detach());
                         step
                     }
                 }
@@ -221,12 +225,12 @@ impl DeviceOptimizer {
                     let v = (v.affine(b2 as f64, 0.0)? + g.affine((1.0 - b2) as f64, 0.0)?.mul(&g)?)?;
                     let denom = (v.affine(1.0 / c2 as f64, 0.0)?.sqrt()? + f32(o.eps))?;
                     let adam = m.affine(1.0 / c1 as f64, 0.0)?.div(&denom)?;
-                    self.state.insert(m_slot, m);
-                    self.state.insert(v_slot, v);
+                    self.state.insert(m_slot, m.detach());
+                    self.state.insert(v_slot, v.detach());
                     (adam + w.affine(wd, 0.0)?)?
                 }
             };
-            var.set(&(w - update.affine(lr, 0.0)?)?)?;
+            var.set(&(w - update.affine(lr, 0.0)?)?.detach())?;
         }
         Ok(())
     }
