@@ -2,7 +2,7 @@
 
 use candle_core::{D, DType, Result, Tensor};
 
-use super::heatmap;
+use super::{heatmap, score};
 use crate::recipe::Aggregate;
 use crate::runtime::{Mode, Model};
 
@@ -76,6 +76,27 @@ pub fn probe_maps(
                 })
                 .collect::<Result<Vec<_>>>()?;
             Ok(ProbeMaps { probe: name.clone(), maps })
+        })
+        .collect()
+}
+
+/// The deletion score of each image of a batch (`images` `[N, C, H, W]`,
+/// normalised; `labels` their classes) for its heatmap in `maps`: the area
+/// under the true-class probability as the hottest pixels are set to the
+/// mean colour (0 after normalisation) in [`score::DELETION_STEPS`] steps
+/// ([`score::curve_area`]); lower is better. Needs no object mask.
+pub fn deletion_scores(model: &mut Model, images: &Tensor, labels: &[u32], maps: &[Vec<f32>]) -> Result<Vec<f64>> {
+    let (n, c, h, w) = images.dims4()?;
+    let steps = score::DELETION_STEPS;
+    (0..n.min(maps.len()).min(labels.len()))
+        .map(|j| {
+            let image = images.get(j)?.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+            let order = score::hottest_first(&maps[j]);
+            let variants: Vec<f32> = score::deletion_images(&image, [c, h, w], &order, steps, 0.0).concat();
+            let batch = Tensor::from_vec(variants, (steps + 1, c, h, w), images.device())?;
+            let logits = model.forward(&batch, Mode::Eval, &[], 0)?.logits.to_dtype(DType::F32)?.to_vec2::<f32>()?;
+            let curve: Vec<f64> = logits.iter().map(|l| score::class_probability(l, labels[j] as usize)).collect();
+            Ok(score::curve_area(&curve))
         })
         .collect()
 }
