@@ -11,4 +11,7 @@ mod run;
 
 pub use eval::{Evaluation, evaluate, evaluate_command};
 pub use optim::{Loss, Optimizer, StepSettings, learning_rate, softmax_cross_entropy, train_step};
-pub use run::{EpochMetrics, INTERRUPTED, RunOptions, RunOutcome, Settings, resolve, run, unique_dir};
+pub use run::{
+    EpochMetrics, INTERRUPTED, RunOptions, RunOutcome, Settings, absolute, anchored, check_settings, read_metrics,
+    resolve, run, unique_dir,
+};

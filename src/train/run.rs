@@ -434,7 +434,10 @@ fn train(dir: &Path, graph: &Graph, recipe: &Recipe, ready: Ready, opts: &RunOpt
         })?;
         progress = cp.progress.ok_or_else(|| format!("`{}` holds no training progress", last.display()))?;
         optimizer.restore(&cp.optimizer, progress.step)?;
-        if progress.epoch >= t.epochs as u64 {
+        // A run killed while drawing its heatmaps has trained every epoch
+        // but has no `probe/`: it goes on to draw them.
+        let drawn = graph.probes.is_empty() || dir.join("probe").join("scores.json").exists();
+        if progress.epoch >= t.epochs as u64 && drawn {
             let accuracy = read_metrics(dir).last().map_or(0.0, |m| m.test_accuracy);
             say(&format!(
                 "{} already finished its {} epoch{}; give `--epochs` to train longer",
@@ -448,7 +451,12 @@ fn train(dir: &Path, graph: &Graph, recipe: &Recipe, ready: Ready, opts: &RunOpt
                 best_accuracy: progress.best_accuracy,
             });
         }
-        say(&format!("resuming {} at epoch {}, batch {}", dir.display(), progress.epoch + 1, progress.batch));
+        match progress.epoch >= t.epochs as u64 {
+            true => say(&format!("{}: trained; drawing its heatmaps", dir.display())),
+            false => {
+                say(&format!("resuming {} at epoch {}, batch {}", dir.display(), progress.epoch + 1, progress.batch))
+            }
+        }
     }
     let mut net = Net::from_model(&model).map_err(|e| e.to_string())?;
     // Metrics past the checkpoint come from an epoch that will run again.
