@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use candle_core::Device;
 
-use super::score::{Scores, Summary, mean_deletion, score, summarize};
+use super::score::{Scores, Summary, score, summarize, with_deletion};
 use super::{grid, heatmap, probe_maps};
 use crate::data::{self, Dataset, Normalize};
 use crate::figure::save_png;
@@ -74,7 +74,7 @@ fn draw_titled(
     let mut raw = RawMaps::create(&out.join("heatmaps.safetensors"), probes, [n, h, w])?;
     let mut ranges = vec![(f32::INFINITY, f32::NEG_INFINITY); probes.len()];
     let mut per_image: Vec<Vec<Scores>> = vec![Vec::with_capacity(n); probes.len()];
-    let mut deletion: Vec<Vec<f64>> = vec![Vec::with_capacity(n); probes.len()];
+    let mut deletion: Vec<Vec<(f64, f64)>> = vec![Vec::with_capacity(n); probes.len()];
     let mut columns: Vec<Vec<image::RgbImage>> = vec![Vec::new(); probes.len()];
     let shown = n.min(FIGURE_ROWS);
     let overlay = |k: usize, i: usize, heat: &[f32], columns: &mut Vec<Vec<image::RgbImage>>| {
@@ -123,7 +123,7 @@ fn draw_titled(
     let scores: ProbeScores = probes
         .iter()
         .cloned()
-        .zip(per_image.iter().zip(&deletion).map(|(s, d)| Summary { deletion: mean_deletion(d), ..summarize(s) }))
+        .zip(per_image.iter().zip(&deletion).map(|(s, d)| with_deletion(summarize(s), d)))
         .collect();
     let rows: Vec<Vec<image::RgbImage>> = (0..shown)
         .map(|i| {
@@ -259,23 +259,24 @@ pub(super) fn zoom(side: usize) -> u32 {
 pub fn scores_table(trained: &ProbeScores, untrained: Option<&ProbeScores>) -> String {
     let pct = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{:.1}%", 100.0 * v));
     let mut out = String::from(
-        "| probe | energy in object | pointing game | concentration (top 10%) | deletion (lower: better) |",
+        "| probe | energy in object | pointing game | concentration (top 10%) | deletion (lower: better) | deletion, random order |",
     );
     if untrained.is_some() {
         out += " untrained: energy | pointing | concentration | deletion |";
     }
-    out += "\n|---|---|---|---|---|";
+    out += "\n|---|---|---|---|---|---|";
     if untrained.is_some() {
         out += "---|---|---|---|";
     }
     out.push('\n');
     for (probe, s) in trained {
         out += &format!(
-            "| {probe} | {} | {} | {:.1}% | {} |",
+            "| {probe} | {} | {} | {:.1}% | {} | {} |",
             pct(s.energy_in_object),
             pct(s.pointing_game),
             100.0 * s.concentration,
-            pct(s.deletion)
+            pct(s.deletion),
+            pct(s.deletion_random)
         );
         if let Some(u) = untrained.and_then(|u| u.get(probe)) {
             out += &format!(

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use candle_core::Device;
 use serde::Deserialize;
 
-use super::score::{Summary, mean_deletion, score, summarize};
+use super::score::{score, summarize, with_deletion};
 use super::stats::{Spread, spread, welch};
 use super::{grid, heatmap, probe_maps};
 use crate::data;
@@ -141,7 +141,7 @@ pub fn compare(r: &CompareRequest) -> Result<String, String> {
             .enumerate()
             .map(|(i, m)| score(&heatmap::normalize(m, heatmap::range([m.as_slice()])), images.mask(i)))
             .collect();
-        let summary = Summary { deletion: mean_deletion(&deletion), ..summarize(&scores) };
+        let summary = with_deletion(summarize(&scores), &deletion);
         rows.push((run, summary, last_metrics(&run.dir)));
         all_maps.push(maps);
         shown.get_or_insert(images);
@@ -191,10 +191,10 @@ pub fn compare(r: &CompareRequest) -> Result<String, String> {
         "Heatmaps at probe `{probe}` ({}), {n} test images (`images.csv`; the figure shows the first {shown}).\n\n",
         super::command::aggregate_words(r.aggregate)
     );
-    md += "| run | network | seed | test acc | params | mult-adds | train time | img/s | energy in object | pointing game | concentration | deletion |\n";
-    md += "|---|---|---|---|---|---|---|---|---|---|---|---|\n";
+    md += "| run | network | seed | test acc | params | mult-adds | train time | img/s | energy in object | pointing game | concentration | deletion | deletion, random order |\n";
+    md += "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
     let mut csv = String::from(
-        "run,network,test_accuracy,params,macs,train_seconds,images_per_second,energy_in_object,pointing_game,concentration,deletion\n",
+        "run,network,test_accuracy,params,macs,train_seconds,images_per_second,energy_in_object,pointing_game,concentration,deletion,deletion_random\n",
     );
     for (run, s, m) in &rows {
         let (acc, secs, speed) = m
@@ -202,7 +202,7 @@ pub fn compare(r: &CompareRequest) -> Result<String, String> {
             .map_or((None, None, None), |m| (Some(m.test_accuracy), Some(m.wall_seconds), Some(m.images_per_second)));
         let _ = writeln!(
             md,
-            "| {} | {}{} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1}% | {} |",
+            "| {} | {}{} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1}% | {} | {} |",
             run.name,
             run.graph.name,
             settings_words(&run.graph),
@@ -215,12 +215,13 @@ pub fn compare(r: &CompareRequest) -> Result<String, String> {
             pct(s.energy_in_object),
             pct(s.pointing_game),
             100.0 * s.concentration,
-            pct(s.deletion)
+            pct(s.deletion),
+            pct(s.deletion_random)
         );
         let opt = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.6}"));
         let _ = writeln!(
             csv,
-            "{},{},{},{},{},{},{},{},{},{:.6},{}",
+            "{},{},{},{},{},{},{},{},{},{:.6},{},{}",
             run.name,
             run.graph.name,
             opt(acc),
@@ -231,7 +232,8 @@ pub fn compare(r: &CompareRequest) -> Result<String, String> {
             opt(s.energy_in_object),
             opt(s.pointing_game),
             s.concentration,
-            opt(s.deletion)
+            opt(s.deletion),
+            opt(s.deletion_random)
         );
     }
     md += "\nColumns of the figure, left to right after the image: ";
@@ -247,6 +249,7 @@ pub fn compare(r: &CompareRequest) -> Result<String, String> {
                 s.pointing_game,
                 Some(s.concentration),
                 s.deletion,
+                s.deletion_random,
             ],
             curve: accuracy_curve(&run.dir),
         })
@@ -398,18 +401,19 @@ fn group_runs(runs: &[Run], names: &[Option<String>]) -> Result<Vec<Group>, Stri
 struct RunValues {
     seed: u64,
     /// In the order of [`METRICS`].
-    values: [Option<f64>; 5],
+    values: [Option<f64>; 6],
     /// Test accuracy per epoch (epoch, accuracy).
     curve: Vec<(u64, f64)>,
 }
 
 /// The metrics over seeds: name, CSV name, and whether they are shown as percentages.
-const METRICS: [(&str, &str); 5] = [
+const METRICS: [(&str, &str); 6] = [
     ("test accuracy", "test_accuracy"),
     ("energy in object", "energy_in_object"),
     ("pointing game", "pointing_game"),
     ("concentration", "concentration"),
     ("deletion (lower: better)", "deletion"),
+    ("deletion, random order", "deletion_random"),
 ];
 
 fn accuracy_curve(dir: &Path) -> Vec<(u64, f64)> {

@@ -62,11 +62,18 @@ pub struct Summary {
     /// where it was not computed.
     #[serde(default)]
     pub deletion: Option<f64>,
+    /// The same with the pixels removed in a random order: the baseline
+    /// that `deletion` should be below.
+    #[serde(default)]
+    pub deletion_random: Option<f64>,
 }
 
-/// The mean of per-image deletion scores; None for none.
-pub fn mean_deletion(values: &[f64]) -> Option<f64> {
-    (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
+/// `summary` with the means of per-image deletion scores (heatmap order,
+/// random order) filled in; None for none.
+pub fn with_deletion(summary: Summary, values: &[(f64, f64)]) -> Summary {
+    let n = values.len() as f64;
+    let mean = |f: fn(&(f64, f64)) -> f64| (!values.is_empty()).then(|| values.iter().map(f).sum::<f64>() / n);
+    Summary { deletion: mean(|v| v.0), deletion_random: mean(|v| v.1), ..summary }
 }
 
 /// Averages `scores`; a masked average is None when no image had a mask.
@@ -81,6 +88,7 @@ pub fn summarize(scores: &[Scores]) -> Summary {
         concentration: mean(scores.iter().map(|s| s.concentration)).unwrap_or(0.0),
         images: scores.len(),
         deletion: None,
+        deletion_random: None,
     }
 }
 
