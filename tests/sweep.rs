@@ -213,3 +213,16 @@ fn another_grid_in_a_sweep_directory_is_refused_and_groups_hold_one_net() {
     assert!(!cmp.exists(), "nothing written");
     let _ = std::fs::remove_dir_all(&out);
 }
+
+#[test]
+fn seeds_and_set_values_parse_as_documented() {
+    use netc::sweep::{parse_seeds, parse_set_values};
+    assert_eq!(parse_seeds("0,1,2").unwrap(), vec![0, 1, 2]);
+    assert_eq!(parse_seeds(" 0-2, 7 ").unwrap(), vec![0, 1, 2, 7], "ranges and spaces");
+    assert!(parse_seeds("3-1").unwrap_err().contains("not a range from low to high"));
+    assert!(parse_seeds("0-2,2").unwrap_err().contains("seed 2 is given twice"));
+    assert!(parse_seeds("-1").is_err(), "no negative seeds");
+    assert_eq!(parse_set_values("width=0.125, 0.25").unwrap(), ("width".to_string(), vec![0.125, 0.25]));
+    assert!(parse_set_values("width").unwrap_err().contains("give NAME=VALUE"));
+    assert!(parse_set_values("width=inf").unwrap_err().contains("`inf` is not a number"));
+}
