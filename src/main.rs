@@ -292,6 +292,11 @@ enum Command {
         probe: Option<String>,
         #[command(flatten)]
         heatmaps: HeatmapArgs,
+        /// Draw each heatmap of the figure on its own min..max, as the
+        /// paper's figures do (default: one scale for every run and image,
+        /// so that the columns compare in strength too).
+        #[arg(long)]
+        own_scale: bool,
         /// Output folder (default: `runs/compare-<time>`).
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
@@ -695,7 +700,7 @@ fn execute(command: Command) -> Result<ExitCode, String> {
             println!("train on it with `--data {}:{}`", name.name, dir.display());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Compare { runs, probe, heatmaps, out, device } => {
+        Command::Compare { runs, probe, heatmaps, own_scale, out, device } => {
             let device = cpu_device(&device, "compare")?;
             let out = match out {
                 Some(out) => out,
@@ -709,6 +714,7 @@ fn execute(command: Command) -> Result<ExitCode, String> {
                 probe,
                 count: heatmaps.count.unwrap_or(8),
                 aggregate: heatmaps.aggregate.map_or(netc::recipe::Aggregate::Mean, Into::into),
+                own_scale,
                 out: &out,
                 device,
             };

@@ -137,7 +137,7 @@ fn interrupted_and_killed_sweeps_resume_to_the_same_runs_as_an_uninterrupted_one
     // `netc compare` reads a sweep directory: its finished runs, grouped.
     let cmp = temp("cmp");
     let (code, stdout, err) =
-        netc(&["compare", parts.to_str().unwrap(), "--count", "2", "--out", cmp.to_str().unwrap()]);
+        netc(&["compare", parts.to_str().unwrap(), "--count", "2", "--own-scale", "--out", cmp.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("has 1 unfinished run, left out"), "{err}");
     assert!(stdout.contains("## Over seeds") && stdout.contains("| small_cnn width=0.5 | 2 | 3 4 |"), "{stdout}");

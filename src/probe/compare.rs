@@ -55,6 +55,9 @@ pub struct CompareRequest<'a> {
     pub probe: Option<String>,
     pub count: usize,
     pub aggregate: Aggregate,
+    /// Each heatmap of the figure on its own min..max (as the paper's
+    /// figures), instead of one scale for every run and image.
+    pub own_scale: bool,
     pub out: &'a Path,
     pub device: Device,
 }
@@ -158,7 +161,8 @@ pub fn compare(r: &CompareRequest) -> Result<String, String> {
         .map(|i| {
             std::iter::once(heatmap::to_rgb(images.image(i), [c, h, w]))
                 .chain(all_maps.iter().map(|maps| {
-                    heatmap::overlay(images.image(i), [c, h, w], &heatmap::normalize(&maps[i], range), 0.5)
+                    let scale = if r.own_scale { heatmap::range([maps[i].as_slice()]) } else { range };
+                    heatmap::overlay(images.image(i), [c, h, w], &heatmap::normalize(&maps[i], scale), 0.5)
                 }))
                 .collect()
         })
@@ -168,12 +172,16 @@ pub fn compare(r: &CompareRequest) -> Result<String, String> {
     let titles: Vec<String> = std::iter::once("image".to_string()).chain(columns.iter().cloned()).collect();
     let labels: Vec<String> = (0..shown).map(|i| images.classes[images.labels[i] as usize].clone()).collect();
     let bars = std::iter::once(None)
-        .chain(runs.iter().map(|_| Some((grid::value_label(range.0), grid::value_label(range.1)))))
+        .chain(runs.iter().map(|_| match r.own_scale {
+            true => Some(("min".to_string(), "max".to_string())),
+            false => Some((grid::value_label(range.0), grid::value_label(range.1))),
+        }))
         .collect();
     let legend = grid::Legend {
         title: format!(
-            "probe {probe}: {}; one scale for every run and image; {shown} of {n} test images",
-            super::command::aggregate_words(r.aggregate)
+            "probe {probe}: {}; {}; {shown} of {n} test images",
+            super::command::aggregate_words(r.aggregate),
+            if r.own_scale { "each heatmap on its own min..max" } else { "one scale for every run and image" }
         ),
         bars,
     };

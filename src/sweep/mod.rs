@@ -446,6 +446,7 @@ fn write_summary(dir: &Path, file: &SweepFile) -> Result<PathBuf, String> {
         probe: None,
         count: SUMMARY_IMAGES,
         aggregate: crate::recipe::Aggregate::Mean,
+        own_scale: false,
         out: &tmp,
         device: candle_core::Device::Cpu,
     };
