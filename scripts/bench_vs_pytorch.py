@@ -1,14 +1,17 @@
 #!/usr/bin/env python3
-"""netc against PyTorch on the same CPU, in the same minutes.
+"""netc against PyTorch on the same CPU or GPU, in the same minutes.
 
-Runs `netc bench specs/inception_v1.net` and ../shared/bench/torch_googlenet.py
+Runs `netc bench specs/inception_v1.net` and scripts/torch_googlenet.py
 (the same CIFAR GoogLeNet, width, batch and thread count) alternately, round
 after round, so that both see the same machine load, and prints each round,
-the medians, and netc's training throughput as a ratio to PyTorch's.
+the medians, and netc's training throughput as a ratio to PyTorch's. With
+`--device cuda`, netc runs its candle engine on the GPU and PyTorch runs
+eager on it; memory is then each one's GPU memory.
 
     cargo build --release
     python3 scripts/bench_vs_pytorch.py --python /path/to/venv-with-torch/bin/python \
         --width 0.25 --batch 64 --threads 2 --rounds 5
+    python3 scripts/bench_vs_pytorch.py --device cuda --netc /tmp/netc --width 1.0 --batch 128 --steps 20
 
 Only the standard library here; the PyTorch side needs `pip install torch`.
 """
@@ -25,14 +28,15 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def netc(a):
     cmd = [str(a.netc), "bench", str(ROOT / "specs/inception_v1.net"), "--set", f"width={a.width}",
-           "--batch", str(a.batch), "--steps", str(a.steps), "--threads", str(a.threads), "--json"]
+           "--batch", str(a.batch), "--steps", str(a.steps), "--threads", str(a.threads), "--json",
+           "--device", a.device]
     r = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
-    return r["train_images_per_second"], r["peak_memory_mib"]
+    return r["train_images_per_second"], r.get("peak_device_memory_mib") or r["peak_memory_mib"]
 
 
 def torch(a):
     cmd = [a.python, str(a.torch_script), "--width", str(a.width), "--batch", str(a.batch),
-           "--steps", str(a.steps), "--threads", str(a.threads)]
+           "--steps", str(a.steps), "--threads", str(a.threads), "--device", a.device]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     speed = re.search(r"train_img_per_s=([\d.]+)", out)
     rss = re.search(r"peak_rss_mb=([\d.]+)", out)
@@ -48,13 +52,15 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--steps", type=int, default=5, help="timed steps per run (each program also warms up)")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--device", default="cpu", help="cpu, or cuda[:N] (a CUDA build of netc)")
     ap.add_argument("--python", default="python3", help="a Python with torch installed")
     ap.add_argument("--netc", type=Path, default=ROOT / "target/release/netc")
-    ap.add_argument("--torch-script", type=Path, default=ROOT.parent / "shared/bench/torch_googlenet.py")
+    ap.add_argument("--torch-script", type=Path, default=ROOT / "scripts/torch_googlenet.py")
     a = ap.parse_args()
     if not a.netc.exists():
         sys.exit(f"{a.netc} is missing: run `cargo build --release` first")
-    print(f"CIFAR GoogLeNet width {a.width}, batch {a.batch}, {a.threads} threads, {a.steps} timed steps per run")
+    print(f"CIFAR GoogLeNet width {a.width}, batch {a.batch}, {a.threads} threads, {a.steps} timed steps per run, "
+          f"on {a.device}")
     print(f"{'round':>5}  {'netc img/s':>10}  {'torch img/s':>11}  {'ratio':>6}  {'netc MiB':>8}  {'torch MiB':>9}")
     rows = []
     for i in range(a.rounds):

@@ -8,16 +8,20 @@
 //! forward pass in evaluation mode. Each is timed after warm-up steps, and
 //! the median step is reported.
 
+use std::collections::BTreeMap;
 use std::time::Instant;
 
+use candle_core::{Device, Tensor};
 use serde::Serialize;
 
+use crate::data::Batch;
 use crate::graph::Graph;
 use crate::recipe::Optimizer as OptimizerSettings;
 use crate::rng::{Rng, mix};
 use crate::runtime::native::Net;
 use crate::runtime::{Mode, Model};
-use crate::train::{Optimizer, StepSettings, train_step};
+pub use crate::train::Engine;
+use crate::train::{Optimizer, StepSettings, train_step, trainer};
 
 #[derive(Clone, Debug)]
 pub struct BenchOptions {
@@ -31,23 +35,42 @@ pub struct BenchOptions {
     /// Time each kind of op, in the timed training steps.
     pub breakdown: bool,
     pub engine: Engine,
+    /// The CPU, or a GPU for the candle engine.
+    pub device: Device,
+    /// First check one training step of the candle engine against the
+    /// native engine on the CPU.
+    pub verify: bool,
 }
 
-/// Which engine runs the steps.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
-#[serde(rename_all = "snake_case")]
-pub enum Engine {
-    /// netc's own CPU engine, which `netc run` trains with.
-    Native,
-    /// candle's tensors and autograd with netc's candle ops: the engine
-    /// before the native one, kept as the reference it is tested against.
-    Candle,
+/// `--verify`: one training step of the candle engine on the bench's
+/// device against the native engine on the CPU, from the same weights on
+/// the same batch (SGD with momentum; the batch's random images).
+#[derive(Clone, Debug, Serialize)]
+pub struct Verification {
+    pub loss: f64,
+    pub native_loss: f64,
+    /// |loss - native_loss| / native_loss.
+    pub loss_error: f64,
+    /// The relative L2 error of the step's update of all parameters
+    /// together, against the native engine's.
+    pub update_error: f64,
+    /// Within [`VERIFY_BOUNDS`].
+    pub passed: bool,
 }
+
+/// The bounds `--verify` holds the loss and the update to. Rounding moves a
+/// ReLU or a max-pool's maximum now and then, and each such flip moves the
+/// gradient upstream of it: on the CPU, the candle engine's update of the
+/// small paper nets is within 8.2% of the native one's (tests/engines.rs),
+/// where a wrong kernel gives errors of order one.
+pub const VERIFY_BOUNDS: [f64; 2] = [1e-3, 0.15];
 
 #[derive(Clone, Debug, Serialize)]
 pub struct BenchReport {
     pub network: String,
     pub engine: Engine,
+    /// `cpu` or `cuda:N`.
+    pub device: String,
     pub params: u64,
     /// Forward multiply-adds per image, from the IR.
     pub macs_per_image: u64,
@@ -63,23 +86,30 @@ pub struct BenchReport {
     pub infer_gflops: f64,
     /// The process's peak resident memory, in MiB.
     pub peak_memory_mib: f64,
+    /// On a GPU: the most device memory in use after any step, in MiB
+    /// (the whole device's, as the driver reports it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peak_device_memory_mib: Option<f64>,
     /// With `--breakdown`: seconds per timed training step by op kind and
     /// pass (`forward`/`backward`), slowest first.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub breakdown: Vec<(String, String, f64)>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verify: Option<Verification>,
 }
 
 impl BenchReport {
     pub fn text(&self) -> String {
         format!(
-            "{} ({} parameters, {:.3} G mult-adds per image), {:?} engine, batch {}, {} thread{}\n\
+            "{} ({} parameters, {:.3} G mult-adds per image), {:?} engine on {}, batch {}, {} thread{}\n\
              train: {:8.1} images/s  {:7.1} ms/step  {:6.1} GFLOP/s\n\
              infer: {:8.1} images/s  {:7.1} ms/step  {:6.1} GFLOP/s\n\
-             peak memory {:.0} MiB (medians of {} steps)\n",
+             peak memory {:.0} MiB{} (medians of {} steps)\n",
             self.network,
             crate::summary::group(self.params),
             self.macs_per_image as f64 / 1e9,
             self.engine,
+            self.device,
             self.batch,
             self.threads,
             if self.threads == 1 { "" } else { "s" },
@@ -90,8 +120,23 @@ impl BenchReport {
             1e3 * median(&self.infer_step_seconds),
             self.infer_gflops,
             self.peak_memory_mib,
+            self.peak_device_memory_mib.map_or(String::new(), |m| format!(", {m:.0} MiB on {}", self.device)),
             self.train_step_seconds.len(),
         ) + &self.breakdown_table()
+            + &self.verify.as_ref().map_or(String::new(), |v| {
+                format!(
+                    "verify: one step on {} against the native engine on the CPU: loss {:.6} against {:.6} \
+                     (error {:.1e}), update error {:.1e}: {} (bounds {:.0e}, {})\n",
+                    self.device,
+                    v.loss,
+                    v.native_loss,
+                    v.loss_error,
+                    v.update_error,
+                    if v.passed { "ok" } else { "FAILED" },
+                    VERIFY_BOUNDS[0],
+                    VERIFY_BOUNDS[1],
+                )
+            })
     }
 
     fn breakdown_table(&self) -> String {
@@ -121,10 +166,20 @@ pub fn bench(graph: &Graph, opts: &BenchOptions) -> Result<BenchReport, String> 
     let per_image: usize = graph.input_shape().iter().product();
     let images: Vec<f32> = (0..opts.batch * per_image).map(|_| rng.normal() as f32).collect();
     let labels: Vec<u32> = (0..opts.batch).map(|_| rng.below(classes) as u32).collect();
+    let verify = match opts.verify {
+        true if opts.engine == Engine::Native => {
+            return Err("`--verify` checks the candle engine against the native one: add `--engine candle` \
+                        (or `--device cuda`)"
+                .to_string());
+        }
+        true => Some(pool.install(|| verify_step(graph, &opts.device, &images, &labels))?),
+        false => None,
+    };
     let bar = step_bar(2 * (opts.warmup + opts.steps) as u64);
+    let mut peak_device = None;
     let (train, infer, breakdown) = pool.install(|| match opts.engine {
         Engine::Native => native_steps(graph, opts, &images, &labels, &bar),
-        Engine::Candle => candle_steps(graph, opts, &images, &labels, &bar).map_err(|e| e.to_string()),
+        Engine::Candle => candle_steps(graph, opts, &images, &labels, &bar, &mut peak_device),
     })?;
     bar.finish_and_clear();
     let macs = graph.total_macs();
@@ -133,6 +188,7 @@ pub fn bench(graph: &Graph, opts: &BenchOptions) -> Result<BenchReport, String> 
     Ok(BenchReport {
         network: graph.name.clone(),
         engine: opts.engine,
+        device: device_name(&opts.device),
         params: graph.total_params(),
         macs_per_image: macs,
         batch: opts.batch,
@@ -144,6 +200,8 @@ pub fn bench(graph: &Graph, opts: &BenchOptions) -> Result<BenchReport, String> 
         train_step_seconds: train,
         infer_step_seconds: infer,
         peak_memory_mib: peak_memory_mib(),
+        peak_device_memory_mib: peak_device,
+        verify,
         breakdown,
     })
 }
@@ -218,32 +276,106 @@ fn native_steps(
     Ok((train, infer, profile))
 }
 
-/// The same steps through candle: forward, cross-entropy and autograd
-/// backward on candle tensors, then plain SGD on the variables.
+/// The same steps through the candle engine on the chosen device: what
+/// `netc run --engine candle` (or `--device cuda`) does per batch.
 fn candle_steps(
     graph: &Graph,
     opts: &BenchOptions,
     images: &[f32],
     labels: &[u32],
     bar: &indicatif::ProgressBar,
-) -> candle_core::Result<Timings> {
-    use candle_core::{Device, Tensor};
-    let mut model = Model::new(graph, &Device::Cpu, 0)?;
+    peak_device: &mut Option<f64>,
+) -> Result<Timings, String> {
+    let err = |e: candle_core::Error| e.to_string();
+    let model = Model::new(graph, &Device::Cpu, 0).map_err(err)?;
+    let settings = OptimizerSettings { lr: 0.01, ..OptimizerSettings::default() };
+    let mut net = trainer(Engine::Candle, &opts.device, &model, &settings, None)?;
+    drop(model);
     let dims = graph.input_shape();
-    let x = Tensor::from_slice(images, (opts.batch, dims[0], dims[1], dims[2]), &Device::Cpu)?;
-    let y = Tensor::from_slice(labels, opts.batch, &Device::Cpu)?;
-    let train = timed(opts, bar, "training", |i| {
-        let logits = model.forward(&x, Mode::Train, &[], i as u64)?.logits;
-        let grads = candle_nn::loss::cross_entropy(&logits, &y)?.backward()?;
-        for var in model.params().values() {
-            if let Some(g) = grads.get(var.as_tensor()) {
-                var.set(&(var.as_tensor() - (g * 0.01)?)?.detach())?;
-            }
+    let batch = Batch {
+        images: Tensor::from_slice(images, (opts.batch, dims[0], dims[1], dims[2]), &opts.device).map_err(err)?,
+        labels: Tensor::from_slice(labels, opts.batch, &opts.device).map_err(err)?,
+        indices: (0..opts.batch).collect(),
+    };
+    // Each step ends by reading its loss (or logits) back, so it has
+    // finished on the device when the clock stops.
+    let mut track = |device: &Device| {
+        if let Some(used) = device_memory_mib(device) {
+            *peak_device = Some(peak_device.map_or(used, |p: f64| p.max(used)));
         }
-        Ok::<(), candle_core::Error>(())
+    };
+    let train = timed(opts, bar, "training", |i| {
+        let step = StepSettings { lr: settings.lr, label_smoothing: 0.0, grad_clip: None, dropout_seed: i as u64 };
+        net.step(&batch, &step)?;
+        track(&opts.device);
+        Ok::<(), String>(())
     })?;
-    let infer = timed(opts, bar, "inference", |_| model.forward(&x, Mode::Eval, &[], 0).map(|_| ()))?;
+    let infer = timed(opts, bar, "inference", |_| {
+        net.logits(&batch.images)?;
+        track(&opts.device);
+        Ok::<(), String>(())
+    })?;
     Ok((train, infer, Vec::new()))
+}
+
+/// One step of the candle engine on `device` and of the native engine on
+/// the CPU, from the same initial weights, compared.
+fn verify_step(graph: &Graph, device: &Device, images: &[f32], labels: &[u32]) -> Result<Verification, String> {
+    let err = |e: candle_core::Error| e.to_string();
+    let model = Model::new(graph, &Device::Cpu, 0).map_err(err)?;
+    let settings = OptimizerSettings { lr: 0.01, ..OptimizerSettings::default() };
+    let step = StepSettings { lr: settings.lr, label_smoothing: 0.0, grad_clip: None, dropout_seed: 0 };
+    let dims = graph.input_shape();
+    let batch_on = |device: &Device| -> Result<Batch, String> {
+        let n = labels.len();
+        Ok(Batch {
+            images: Tensor::from_slice(images, (n, dims[0], dims[1], dims[2]), device).map_err(err)?,
+            labels: Tensor::from_slice(labels, n, device).map_err(err)?,
+            indices: (0..n).collect(),
+        })
+    };
+    let mut candle = trainer(Engine::Candle, device, &model, &settings, None)?;
+    let mut native = trainer(Engine::Native, &Device::Cpu, &model, &settings, None)?;
+    let loss = candle.step(&batch_on(device)?, &step)?.value;
+    let native_loss = native.step(&batch_on(&Device::Cpu)?, &step)?.value;
+    let before = model.state();
+    let update = |after: BTreeMap<String, Tensor>| -> Result<Vec<f64>, String> {
+        let mut all = Vec::new();
+        for p in graph.nodes.iter().flat_map(|n| &n.params) {
+            let change = (&after[&p.name] - &before[&p.name]).and_then(|d| d.flatten_all()).map_err(err)?;
+            all.extend(change.to_vec1::<f32>().map_err(err)?.into_iter().map(f64::from));
+        }
+        Ok(all)
+    };
+    let (ours, theirs) = (update(candle.model_state()?)?, update(native.model_state()?)?);
+    let norm = |v: &mut dyn Iterator<Item = f64>| v.map(|x| x * x).sum::<f64>().sqrt();
+    let update_error =
+        norm(&mut ours.iter().zip(&theirs).map(|(a, b)| a - b)) / norm(&mut theirs.iter().copied()).max(1e-30);
+    let loss_error = (loss - native_loss).abs() / native_loss.abs().max(1e-30);
+    let passed = loss_error <= VERIFY_BOUNDS[0] && update_error <= VERIFY_BOUNDS[1];
+    Ok(Verification { loss, native_loss, loss_error, update_error, passed })
+}
+
+/// `cpu` or `cuda:N`.
+fn device_name(device: &Device) -> String {
+    match device.location() {
+        candle_core::DeviceLocation::Cuda { gpu_id } => format!("cuda:{gpu_id}"),
+        _ => "cpu".to_string(),
+    }
+}
+
+/// The memory in use on a GPU, in MiB, as the driver reports it (the
+/// whole device's); `None` on the CPU.
+#[cfg(feature = "cuda")]
+fn device_memory_mib(device: &Device) -> Option<f64> {
+    let cuda = device.as_cuda_device().ok()?;
+    let (free, total) = cuda.cuda_stream().context().mem_get_info().ok()?;
+    Some((total - free) as f64 / (1024.0 * 1024.0))
+}
+
+#[cfg(not(feature = "cuda"))]
+fn device_memory_mib(_: &Device) -> Option<f64> {
+    None
 }
 
 fn median(v: &[f64]) -> f64 {

@@ -60,18 +60,20 @@ enum Command {
         /// Worker threads (default: one per core).
         #[arg(long, default_value_t = 0)]
         threads: usize,
-        /// `cpu`, the only device for now (`cuda[:N]` is refused: docs/gpu.md).
-        #[arg(long, default_value = "cpu")]
-        device: String,
+        #[command(flatten)]
+        on: EngineArgs,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
         /// Also show where a training step spends its time, by op kind.
         #[arg(long)]
         breakdown: bool,
-        /// The engine to time.
-        #[arg(long, value_enum, default_value_t = netc::bench::Engine::Native)]
-        engine: netc::bench::Engine,
+        /// First take one training step with the candle engine (on
+        /// `--device`) and with the native engine on the CPU, from the same
+        /// weights on the same batch, and compare the loss and the update;
+        /// exit 1 after the report if they differ past rounding.
+        #[arg(long)]
+        verify: bool,
     },
     /// Train a spec with the recipe in its front matter, into a run
     /// directory (graph, recipe, metrics, checkpoints, plot, report).
@@ -90,9 +92,8 @@ enum Command {
         /// The run directory (default: runs/<spec>-<time>); never overwritten.
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
-        /// `cpu`, the only device for now (`cuda[:N]` is refused: docs/gpu.md).
-        #[arg(long, default_value = "cpu")]
-        device: String,
+        #[command(flatten)]
+        on: EngineArgs,
         /// No progress bars, no per-epoch lines.
         #[arg(long)]
         quiet: bool,
@@ -146,6 +147,8 @@ enum Command {
         /// The sweep directory (created; or an earlier sweep's, to continue it).
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
+        #[command(flatten)]
+        on: EngineArgs,
         /// Runs at once: only 1. Each run already uses every core (the native
         /// engine splits its work over all threads), so on a small machine
         /// two at once would be no faster.
@@ -172,9 +175,8 @@ enum Command {
         /// Write the confusion matrix as CSV here.
         #[arg(long, value_name = "FILE")]
         csv: Option<PathBuf>,
-        /// `cpu`, the only device for now (`cuda[:N]` is refused: docs/gpu.md).
-        #[arg(long, default_value = "cpu")]
-        device: String,
+        #[command(flatten)]
+        on: EngineArgs,
     },
     /// Draw heatmaps of test images at a net's probes: one overlay per image
     /// and probe, the raw maps (safetensors), a figure (rows: images;
@@ -198,7 +200,8 @@ enum Command {
         /// `probe-N` beside the weights; never the run's own `probe/`).
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
-        /// `cpu`, the only device for now (`cuda[:N]` is refused: docs/gpu.md).
+        /// `cpu`, or `cuda[:N]`: an NVIDIA GPU, in a netc built with
+        /// `--features cuda` (docs/gpu.md).
         #[arg(long, default_value = "cpu")]
         device: String,
     },
@@ -300,7 +303,8 @@ enum Command {
         /// Output folder (default: `runs/compare-<time>`).
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
-        /// `cpu`, the only device for now (`cuda[:N]` is refused: docs/gpu.md).
+        /// `cpu`, or `cuda[:N]`: an NVIDIA GPU, in a netc built with
+        /// `--features cuda` (docs/gpu.md).
         #[arg(long, default_value = "cpu")]
         device: String,
     },
@@ -346,6 +350,41 @@ fn parse_archive(name: &str) -> Result<netc::data::get::Archive, String> {
         .find(|a| a.name == name)
         .copied()
         .ok_or_else(|| format!("unknown data set `{name}`; netc can get {}", known.map(|a| a.name).join(", ")))
+}
+
+/// Where training and evaluation run, for `netc run`, `eval` and `bench`.
+#[derive(clap::Args)]
+struct EngineArgs {
+    /// `cpu`, or `cuda[:N]`: an NVIDIA GPU, in a netc built with
+    /// `--features cuda` (docs/gpu.md). A GPU runs the candle engine.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// `native`: netc's own CPU engine, the default on the CPU. `candle`:
+    /// candle's portable ops, which a GPU runs; on the CPU, the check of
+    /// that path against the native engine (slower).
+    #[arg(long, value_enum)]
+    engine: Option<netc::train::Engine>,
+}
+
+impl EngineArgs {
+    /// The engine and the opened device; the native engine on a GPU is refused.
+    fn resolve(&self) -> Result<(netc::train::Engine, candle_core::Device), String> {
+        use netc::train::Engine;
+        let device = netc::runtime::parse_device(&self.device)?;
+        let engine = match (self.engine, device.is_cpu()) {
+            (Some(Engine::Native), false) => {
+                return Err(format!(
+                    "`--engine native --device {}`: the native engine runs on the CPU only; \
+                     leave `--engine` out (a GPU runs the candle engine)",
+                    self.device
+                ));
+            }
+            (Some(engine), _) => engine,
+            (None, true) => Engine::Native,
+            (None, false) => Engine::Candle,
+        };
+        Ok((engine, device))
+    }
 }
 
 /// A spec and the weights trained from it, for `netc eval` and `netc probe`.
@@ -486,21 +525,6 @@ fn parse_sets(sets: &[String]) -> Result<Vec<(String, f64)>, String> {
         .collect()
 }
 
-/// The device of `--device`, which must be the CPU for now: training and
-/// evaluation run on the native CPU engine, and the candle ops that probes
-/// use have no CUDA kernels yet (issue 6, docs/gpu.md). A CUDA device is
-/// still opened first, so that a missing CUDA build or GPU is reported as such.
-fn cpu_device(name: &str, command: &str) -> Result<candle_core::Device, String> {
-    let device = netc::runtime::parse_device(name)?;
-    if !device.is_cpu() {
-        return Err(format!(
-            "`netc {command} --device {name}`: the GPU opened, but netc runs on the CPU only for now \
-             (`--device cpu`); GPU training, evaluation and probing are issue 6 (docs/gpu.md)"
-        ));
-    }
-    Ok(device)
-}
-
 fn main() -> ExitCode {
     restore_sigpipe();
     execute(Cli::parse().command).unwrap_or_else(|e| fail(&e))
@@ -554,8 +578,8 @@ fn execute(command: Command) -> Result<ExitCode, String> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Run { spec, settings: a, resume, out, device, quiet, stop_after_steps } => {
-            cpu_device(&device, "run")?;
+        Command::Run { spec, settings: a, resume, out, on, quiet, stop_after_steps } => {
+            let (engine, device) = on.resolve()?;
             let settings = netc::train::Settings {
                 profile: a.profile,
                 set: parse_sets(&a.set)?,
@@ -569,7 +593,7 @@ fn execute(command: Command) -> Result<ExitCode, String> {
                 skip_bad_images: a.skip_bad_images,
             };
             let _ = ctrlc::set_handler(|| netc::train::INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst));
-            let opts = netc::train::RunOptions { spec, resume, settings, out, quiet, stop_after_steps };
+            let opts = netc::train::RunOptions { spec, resume, settings, out, quiet, stop_after_steps, engine, device };
             match netc::train::run(&opts)? {
                 netc::train::RunOutcome::Finished { dir, final_accuracy, best_accuracy } => {
                     if !quiet {
@@ -598,10 +622,12 @@ fn execute(command: Command) -> Result<ExitCode, String> {
             test_images,
             skip_bad_images,
             out,
+            on,
             jobs,
             quiet,
             stop_after_steps,
         } => {
+            let (engine, device) = on.resolve()?;
             if jobs != 1 {
                 return Err(format!(
                     "`--jobs {jobs}`: netc sweep runs one run at a time (each uses every core); leave `--jobs` out"
@@ -621,7 +647,17 @@ fn execute(command: Command) -> Result<ExitCode, String> {
                 ..Default::default()
             };
             let _ = ctrlc::set_handler(|| netc::train::INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst));
-            let request = netc::sweep::SweepRequest { specs, seeds, grid, settings, out, quiet, stop_after_steps };
+            let request = netc::sweep::SweepRequest {
+                specs,
+                seeds,
+                grid,
+                settings,
+                out,
+                quiet,
+                stop_after_steps,
+                engine,
+                device,
+            };
             match netc::sweep::sweep(&request)? {
                 netc::sweep::SweepOutcome::Finished { dir, trained, skipped, summary } => {
                     println!(
@@ -650,10 +686,10 @@ fn execute(command: Command) -> Result<ExitCode, String> {
                 }
             }
         }
-        Command::Eval { trained, test_images, batch_size, csv, device } => {
-            cpu_device(&device, "eval")?;
+        Command::Eval { trained, test_images, batch_size, csv, on } => {
+            let (engine, device) = on.resolve()?;
             let (graph, recipe) = trained.resolve(test_images)?;
-            let e = netc::train::evaluate_command(&graph, &trained.weights, &recipe.data, batch_size)?;
+            let e = netc::train::evaluate_command(&graph, &trained.weights, &recipe.data, batch_size, engine, &device)?;
             print!("{}", e.table());
             if let Some(path) = csv {
                 std::fs::write(&path, e.csv()).map_err(|err| format!("cannot write `{}`: {err}", path.display()))?;
@@ -662,7 +698,7 @@ fn execute(command: Command) -> Result<ExitCode, String> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Probe { trained, probes, heatmaps, shared_scale, sanity, out, device } => {
-            let device = cpu_device(&device, "probe")?;
+            let device = netc::runtime::parse_device(&device)?;
             let (graph, recipe) = trained.resolve(None)?;
             let weights = trained.weights;
             let mut probe = recipe.probe.clone();
@@ -701,7 +737,7 @@ fn execute(command: Command) -> Result<ExitCode, String> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Compare { runs, probe, heatmaps, own_scale, out, device } => {
-            let device = cpu_device(&device, "compare")?;
+            let device = netc::runtime::parse_device(&device)?;
             let out = match out {
                 Some(out) => out,
                 None => netc::train::unique_dir("compare", None)?,
@@ -725,17 +761,22 @@ fn execute(command: Command) -> Result<ExitCode, String> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Bench { spec, set, batch, steps, warmup, threads, device, json, breakdown, engine } => {
-            cpu_device(&device, "bench")?;
+        Command::Bench { spec, set, batch, steps, warmup, threads, on, json, breakdown, verify } => {
+            let (engine, device) = on.resolve()?;
             let c = netc::compile::compile_file(&spec, &parse_sets(&set)?).map_err(|e| e.render())?;
             let report = netc::bench::bench(
                 &c.graph,
-                &netc::bench::BenchOptions { batch, steps, warmup, threads, breakdown, engine },
+                &netc::bench::BenchOptions { batch, steps, warmup, threads, breakdown, engine, device, verify },
             )?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?);
             } else {
                 print!("{}", report.text());
+            }
+            if report.verify.as_ref().is_some_and(|v| !v.passed) {
+                return Err(
+                    "`--verify`: the candle engine's step differs from the native engine's past the bounds".into()
+                );
             }
             Ok(ExitCode::SUCCESS)
         }

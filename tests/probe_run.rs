@@ -20,6 +20,8 @@ fn a_trained_net_looks_at_the_object_more_than_an_untrained_one() {
         out: Some(dir.clone()),
         quiet: true,
         stop_after_steps: None,
+        engine: netc::train::Engine::Native,
+        device: candle_core::Device::Cpu,
     };
     let accuracy = match netc::train::run(&opts).expect("trains") {
         RunOutcome::Finished { final_accuracy, .. } => final_accuracy,

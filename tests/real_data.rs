@@ -26,6 +26,8 @@ fn a_small_cnn_learns_real_cifar10() {
         out: Some(out.clone()),
         quiet: false,
         stop_after_steps: None,
+        engine: netc::train::Engine::Native,
+        device: candle_core::Device::Cpu,
     };
     match netc::train::run(&opts) {
         Ok(RunOutcome::Finished { final_accuracy, .. }) => {

@@ -75,6 +75,8 @@ fn run(spec: &str, out: &Path, stop_after_steps: Option<u64>, resume: bool) -> R
         out: (!resume).then(|| out.to_path_buf()),
         quiet: true,
         stop_after_steps,
+        engine: netc::train::Engine::Native,
+        device: Device::Cpu,
     };
     netc::train::run(&opts).unwrap_or_else(|e| panic!("{e}"))
 }

@@ -87,7 +87,8 @@ fn draw_titled(
         Ok::<(), String>(())
     };
     let mut first = 0;
-    for batch in data::batches(images.clone(), PROBE_BATCH, false, &[], norm, 0, 0, model.device().clone()) {
+    // Made on the CPU (on a background thread) and moved to the model's device.
+    for batch in data::batches(images.clone(), PROBE_BATCH, false, &[], norm, 0, 0, Device::Cpu) {
         if STOP.load(std::sync::atomic::Ordering::SeqCst) {
             return Err("interrupted; nothing was written".to_string());
         }

@@ -125,9 +125,7 @@ pub fn compare(r: &CompareRequest) -> Result<String, String> {
         let images = std::sync::Arc::new(images);
         let mut maps = Vec::new();
         let mut deletion = Vec::new();
-        for batch in
-            data::batches(images.clone(), super::command::PROBE_BATCH, false, &[], norm, 0, 0, r.device.clone())
-        {
+        for batch in data::batches(images.clone(), super::command::PROBE_BATCH, false, &[], norm, 0, 0, Device::Cpu) {
             let batch = batch.map_err(|e| e.to_string())?;
             let got = probe_maps(&mut model, &batch.images, std::slice::from_ref(&probe), r.aggregate, None)
                 .map_err(|e| e.to_string())?;
@@ -505,7 +503,7 @@ fn statistics(groups: &[Group], runs: &[RunValues], out: &Path) -> Result<String
     }
     // Pairwise differences.
     md += "\n## Differences\n\nFor each pair of groups, the difference of the means (A − B, in points) with its 95% \
-           confidence interval by Welch's t (unequal variances; docs/decisions.md, 33), and what it shows: `A > B` or \
+           confidence interval by Welch's t (unequal variances; docs/decisions.md, 36), and what it shows: `A > B` or \
            `A < B` when the interval excludes 0, else no difference shown.\n\n";
     md += "| A | B | metric | A − B | 95% interval | verdict |\n|---|---|---|---|---|---|\n";
     let mut dcsv = String::from("a,b,metric,difference,low,high,df,verdict\n");

@@ -15,7 +15,7 @@ pub struct ProbeMaps {
 }
 
 /// Runs `model` in evaluation mode on `images` `[N, C, H, W]` (normalised
-/// as in training) and returns the heatmaps of each probe. Grad-CAM weighs
+/// as in training; on any device, moved to the model's) and returns the heatmaps of each probe. Grad-CAM weighs
 /// the channels by the gradient of `class`'s logit, or of each image's
 /// predicted class.
 pub fn probe_maps(
@@ -26,6 +26,7 @@ pub fn probe_maps(
     class: Option<usize>,
 ) -> Result<Vec<ProbeMaps>> {
     let names: Vec<&str> = probes.iter().map(String::as_str).collect();
+    let images = &images.to_device(model.device())?;
     let (out, taps) = if how == Aggregate::Gradcam {
         model.forward_tapped(images, &names)?
     } else {
@@ -106,7 +107,7 @@ pub fn deletion_scores(
                 .flat_map(|order| score::deletion_images(&image, [c, h, w], order, steps, 0.0))
                 .flatten()
                 .collect();
-            let batch = Tensor::from_vec(variants, (2 * (steps + 1), c, h, w), images.device())?;
+            let batch = Tensor::from_vec(variants, (2 * (steps + 1), c, h, w), model.device())?;
             let logits = model.forward(&batch, Mode::Eval, &[], 0)?.logits.to_dtype(DType::F32)?.to_vec2::<f32>()?;
             let curve: Vec<f64> = logits.iter().map(|l| score::class_probability(l, labels[j] as usize)).collect();
             Ok((score::curve_area(&curve[..=steps]), score::curve_area(&curve[steps + 1..])))

@@ -1,6 +1,6 @@
 //! Statistics over seeds for `netc compare`: a group's mean, standard
 //! deviation and range, and the difference of two groups' means with a 95%
-//! confidence interval by Welch's t (docs/decisions.md, 33).
+//! confidence interval by Welch's t (docs/decisions.md, 36).
 
 use serde::Serialize;
 use statrs::distribution::{ContinuousCDF, StudentsT};

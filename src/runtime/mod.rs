@@ -7,5 +7,6 @@
 mod model;
 pub mod native;
 pub mod ops;
+pub mod portable;
 
-pub use model::{Mismatch, Mode, Model, Output, parse_device};
+pub use model::{Kernels, Mismatch, Mode, Model, Output, parse_device};

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use candle_core::{D, DType, Device, Result, Tensor, Var};
 
-use super::ops;
+use super::{ops, portable};
 use crate::graph::{Graph, Init, Op, UpsampleMode};
 use crate::rng::{Rng, TAG_DROPOUT, TAG_INIT, mix};
 
@@ -59,9 +59,64 @@ impl std::fmt::Display for Mismatch {
     }
 }
 
+/// Which implementation of the ops a [`Model`] runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kernels {
+    /// netc's own CPU kernels (`ops/`): the fastest on the CPU, and only there.
+    Cpu,
+    /// Compositions of candle's built-in ops (`portable.rs`): any device,
+    /// the GPU's path, and `--engine candle`'s on the CPU.
+    Portable,
+}
+
+impl Kernels {
+    fn conv2d(
+        self,
+        x: &Tensor,
+        w: &Tensor,
+        stride: usize,
+        padding: usize,
+        dilation: usize,
+        groups: usize,
+    ) -> Result<Tensor> {
+        match self {
+            Kernels::Cpu => ops::conv2d(x, w, stride, padding, dilation, groups),
+            Kernels::Portable => portable::conv2d(x, w, stride, padding, dilation, groups),
+        }
+    }
+
+    fn max_pool2d(self, x: &Tensor, kernel: usize, stride: usize, padding: usize, ceil_mode: bool) -> Result<Tensor> {
+        match self {
+            Kernels::Cpu => ops::max_pool2d(x, kernel, stride, padding, ceil_mode),
+            Kernels::Portable => portable::max_pool2d(x, kernel, stride, padding, ceil_mode),
+        }
+    }
+
+    fn avg_pool2d(self, x: &Tensor, kernel: usize, stride: usize, padding: usize, ceil_mode: bool) -> Result<Tensor> {
+        match self {
+            Kernels::Cpu => ops::avg_pool2d(x, kernel, stride, padding, ceil_mode),
+            Kernels::Portable => portable::avg_pool2d(x, kernel, stride, padding, ceil_mode),
+        }
+    }
+
+    fn upsample(self, x: &Tensor, size: [usize; 2], mode: UpsampleMode) -> Result<Tensor> {
+        match (self, mode) {
+            (Kernels::Cpu, UpsampleMode::Nearest) => ops::upsample_nearest2d(x, size),
+            (Kernels::Cpu, UpsampleMode::Bilinear { align_corners }) => {
+                ops::upsample_bilinear2d(x, size, align_corners)
+            }
+            (Kernels::Portable, UpsampleMode::Nearest) => portable::upsample_nearest2d(x, size),
+            (Kernels::Portable, UpsampleMode::Bilinear { align_corners }) => {
+                portable::upsample_bilinear2d(x, size, align_corners)
+            }
+        }
+    }
+}
+
 pub struct Model {
     graph: Graph,
     device: Device,
+    kernels: Kernels,
     /// Trainable parameters, by their IR names.
     params: BTreeMap<String, Var>,
     /// Batch-norm running statistics: `<node>.running_mean`, `<node>.running_var`.
@@ -96,7 +151,9 @@ pub fn parse_device(name: &str) -> std::result::Result<Device, String> {
 }
 
 impl Model {
-    /// A model with freshly initialised parameters, drawn from `seed`.
+    /// A model with freshly initialised parameters, drawn from `seed` (the
+    /// same numbers on every device). It runs netc's CPU kernels on the CPU
+    /// and the portable ones elsewhere; see [`Model::with_kernels`].
     pub fn new(graph: &Graph, device: &Device, seed: u64) -> Result<Model> {
         let mut params = BTreeMap::new();
         let mut buffers = BTreeMap::new();
@@ -125,7 +182,28 @@ impl Model {
                 buffers.insert(format!("{}.running_var", node.name), Tensor::ones(c, DType::F32, device)?);
             }
         }
-        Ok(Model { graph: graph.clone(), device: device.clone(), params, buffers })
+        let kernels = if device.is_cpu() { Kernels::Cpu } else { Kernels::Portable };
+        Ok(Model { graph: graph.clone(), device: device.clone(), kernels, params, buffers })
+    }
+
+    /// The model with the same parameters and buffers on `device`, running
+    /// `kernels`. The CPU kernels run on the CPU only.
+    pub fn to(&self, device: &Device, kernels: Kernels) -> Result<Model> {
+        if kernels == Kernels::Cpu && !device.is_cpu() {
+            candle_core::bail!("netc's CPU kernels run on the CPU only; use the portable ones on {device:?}");
+        }
+        let copy = |t: &Tensor| t.to_device(device).and_then(|t| t.copy());
+        let params = self
+            .params
+            .iter()
+            .map(|(k, v)| Ok((k.clone(), Var::from_tensor(&copy(v.as_tensor())?)?)))
+            .collect::<Result<_>>()?;
+        let buffers = self.buffers.iter().map(|(k, t)| Ok((k.clone(), copy(t)?))).collect::<Result<_>>()?;
+        Ok(Model { graph: self.graph.clone(), device: device.clone(), kernels, params, buffers })
+    }
+
+    pub fn kernels(&self) -> Kernels {
+        self.kernels
     }
 
     pub fn graph(&self) -> &Graph {
@@ -230,26 +308,25 @@ impl Model {
             let y = match &node.op {
                 Op::Input => x.clone(),
                 Op::Conv { stride, padding, dilation, groups, bias, .. } => {
-                    let y = ops::conv2d(input(0), param("weight")?, *stride, *padding, *dilation, *groups)?;
+                    let y = self.kernels.conv2d(input(0), param("weight")?, *stride, *padding, *dilation, *groups)?;
                     if *bias { y.broadcast_add(&param("bias")?.reshape((1, (), 1, 1))?)? } else { y }
                 }
                 Op::BatchNorm { eps, momentum } => {
                     let (weight, bias) = (param("weight")?.clone(), param("bias")?.clone());
-                    batch_norm(&mut self.buffers, &node.name, input(0), &weight, &bias, *eps, *momentum, mode)?
+                    let fused = self.kernels == Kernels::Cpu;
+                    let x = input(0);
+                    batch_norm(&mut self.buffers, &node.name, x, &weight, &bias, *eps, *momentum, mode, fused)?
                 }
                 Op::Relu => input(0).relu()?,
                 Op::Sigmoid => candle_nn::ops::sigmoid(input(0))?,
                 Op::MaxPool { kernel, stride, padding, ceil_mode } => {
-                    ops::max_pool2d(input(0), *kernel, *stride, *padding, *ceil_mode)?
+                    self.kernels.max_pool2d(input(0), *kernel, *stride, *padding, *ceil_mode)?
                 }
                 Op::AvgPool { kernel, stride, padding, ceil_mode } => {
-                    ops::avg_pool2d(input(0), *kernel, *stride, *padding, *ceil_mode)?
+                    self.kernels.avg_pool2d(input(0), *kernel, *stride, *padding, *ceil_mode)?
                 }
                 Op::GlobalAvgPool => input(0).mean_keepdim(D::Minus1)?.mean_keepdim(D::Minus2)?,
-                Op::Upsample { size, mode: UpsampleMode::Nearest } => ops::upsample_nearest2d(input(0), *size)?,
-                Op::Upsample { size, mode: UpsampleMode::Bilinear { align_corners } } => {
-                    ops::upsample_bilinear2d(input(0), *size, *align_corners)?
-                }
+                Op::Upsample { size, mode } => self.kernels.upsample(input(0), *size, *mode)?,
                 Op::Dropout { p } if mode == Mode::Train && *p > 0.0 => {
                     let x = input(0);
                     let keep = 1.0 - p;
@@ -293,6 +370,7 @@ impl Model {
 
 /// Batch norm over every axis but channels; in training mode it updates the
 /// running statistics in `buffers`, as PyTorch does (unbiased variance).
+/// `fused`: training-mode statistics and output in one CPU kernel.
 #[allow(clippy::too_many_arguments)]
 fn batch_norm(
     buffers: &mut BTreeMap<String, Tensor>,
@@ -303,6 +381,7 @@ fn batch_norm(
     eps: f64,
     momentum: f64,
     mode: Mode,
+    fused: bool,
 ) -> Result<Tensor> {
     let (mean_key, var_key) = (format!("{name}.running_mean"), format!("{name}.running_var"));
     // Statistics over every axis but channels: [N, C] or [N, C, H, W].
@@ -322,8 +401,9 @@ fn batch_norm(
         buffers.insert(var_key.clone(), running_var);
         Ok(())
     };
-    let (mean, var) = match mode {
-        Mode::Train if x.rank() == 4 && x.device().is_cpu() => {
+    // The centred input, kept: training mode needs it for the variance too.
+    let (centred, var) = match mode {
+        Mode::Train if fused && x.rank() == 4 => {
             let (y, mean, var) = ops::batch_norm_train(x, weight, bias, eps)?;
             let c = mean.len();
             let as_tensor = |v: Vec<f64>| Tensor::from_vec(v, c, x.device())?.to_dtype(DType::F32);
@@ -339,16 +419,18 @@ fn batch_norm(
                 Ok(t)
             };
             let mean = reduce(x)?;
-            let var = reduce(&x.broadcast_sub(&mean)?.sqr()?)?;
+            let centred = x.broadcast_sub(&mean)?;
+            let var = reduce(&centred.sqr()?)?;
             update(buffers, mean.flatten_all()?.detach(), var.flatten_all()?.detach())?;
-            (mean, var)
+            (centred, var)
         }
         Mode::Eval => {
-            (buffers[&mean_key].reshape(stat_shape.as_slice())?, buffers[&var_key].reshape(stat_shape.as_slice())?)
+            let mean = buffers[&mean_key].reshape(stat_shape.as_slice())?;
+            (x.broadcast_sub(&mean)?, buffers[&var_key].reshape(stat_shape.as_slice())?)
         }
     };
     let scale = weight.reshape(stat_shape.as_slice())?.broadcast_div(&(var + eps)?.sqrt()?)?;
-    x.broadcast_sub(&mean)?.broadcast_mul(&scale)?.broadcast_add(&bias.reshape(stat_shape.as_slice())?)
+    centred.broadcast_mul(&scale)?.broadcast_add(&bias.reshape(stat_shape.as_slice())?)
 }
 
 fn load_error(name: &str, e: candle_core::Error) -> Mismatch {

@@ -38,6 +38,10 @@ pub struct SweepRequest {
     pub quiet: bool,
     /// Stop each run as Ctrl-C would after this many steps (for tests).
     pub stop_after_steps: Option<u64>,
+    /// The engine and device every run trains on (not part of the grid: a
+    /// sweep may be continued on another, as a run may).
+    pub engine: crate::train::Engine,
+    pub device: candle_core::Device,
 }
 
 /// The grid as `sweep.toml` records it: what must be equal for a second
@@ -402,6 +406,8 @@ pub fn sweep(r: &SweepRequest) -> Result<SweepOutcome, String> {
                 out: None,
                 quiet: r.quiet,
                 stop_after_steps: r.stop_after_steps,
+                engine: r.engine,
+                device: r.device.clone(),
             },
             _ => RunOptions {
                 spec: Some(PathBuf::from(&cell.spec)),
@@ -410,6 +416,8 @@ pub fn sweep(r: &SweepRequest) -> Result<SweepOutcome, String> {
                 out: Some(dir.clone()),
                 quiet: r.quiet,
                 stop_after_steps: r.stop_after_steps,
+                engine: r.engine,
+                device: r.device.clone(),
             },
         };
         match crate::train::run(&opts).map_err(|e| format!("{e}\n(in the sweep's run `{}`)", dir.display()))? {

@@ -6,11 +6,10 @@ use std::sync::Arc;
 
 use candle_core::Device;
 
+use super::engine::{Engine, Trainer, trainer};
 use super::optim::softmax_cross_entropy;
 use crate::checkpoint::load_model;
 use crate::data::{self, Dataset, Normalize, Split};
-use crate::runtime::Mode;
-use crate::runtime::native::{self, Net};
 
 #[derive(Clone, Debug)]
 pub struct Evaluation {
@@ -71,17 +70,21 @@ impl Evaluation {
 }
 
 /// Evaluates `net` on all of `data`, in evaluation mode.
-pub fn evaluate(net: &mut Net, data: Arc<Dataset>, batch_size: usize, norm: Normalize) -> Result<Evaluation, String> {
+pub fn evaluate(
+    net: &mut dyn Trainer,
+    data: Arc<Dataset>,
+    batch_size: usize,
+    norm: Normalize,
+) -> Result<Evaluation, String> {
     let k = data.classes.len();
     let mut confusion = vec![vec![0u64; k]; k];
     let (mut loss_sum, mut seen) = (0.0, 0usize);
     for batch in data::batches(data.clone(), batch_size, false, &[], norm, 0, 0, Device::Cpu) {
         let batch = batch.map_err(|e| e.to_string())?;
-        let images: Vec<f32> = batch.images.flatten_all().and_then(|t| t.to_vec1()).map_err(|e| e.to_string())?;
         let labels: Vec<u32> = batch.labels.to_vec1().map_err(|e| e.to_string())?;
-        let logits = net.forward(&images, labels.len(), Mode::Eval, 0).map_err(|e: native::Error| e.to_string())?;
+        let logits = net.logits(&batch.images)?;
         let n = labels.len();
-        loss_sum += softmax_cross_entropy(logits, &labels, 0.0).value * n as f64;
+        loss_sum += softmax_cross_entropy(&logits, &labels, 0.0).value * n as f64;
         seen += n;
         for (row, t) in logits.chunks_exact(k).zip(labels) {
             let predicted = row.iter().enumerate().fold(0, |b, (j, v)| if *v > row[b] { j } else { b });
@@ -98,19 +101,22 @@ pub fn evaluate(net: &mut Net, data: Arc<Dataset>, batch_size: usize, norm: Norm
 }
 
 /// `netc eval`: the compiled spec with the weights of a checkpoint, on the
-/// test split of `source`. Returns the evaluation; a checkpoint that does
-/// not fit the spec is an error listing every mismatch.
+/// test split of `source`, by `engine` on `device`. Returns the
+/// evaluation; a checkpoint that does not fit the spec is an error listing
+/// every mismatch.
 pub fn evaluate_command(
     graph: &crate::graph::Graph,
     weights: &Path,
     data: &crate::recipe::Data,
     batch_size: usize,
+    engine: Engine,
+    device: &Device,
 ) -> Result<Evaluation, String> {
     if batch_size == 0 {
         return Err("`--batch-size 0`: a batch holds at least 1 image".to_string());
     }
     let (model, norm) = load_model(graph, weights, &Device::Cpu)?;
-    let mut net = Net::from_model(&model).map_err(|e| e.to_string())?;
+    let mut net = trainer(engine, device, &model, &Default::default(), None)?;
     let shape = graph.image_shape()?;
     let data = data::load_recipe_data(data, Split::Test, shape, data.test_images, super::run::TEST_SEED)
         .map_err(|e| e.to_string())?;
@@ -119,5 +125,5 @@ pub fn evaluate_command(
         return Err(format!("{} has no test images to evaluate on", data.source));
     }
     super::run::check_classes(graph, &data)?;
-    evaluate(&mut net, Arc::new(data), batch_size, norm)
+    evaluate(net.as_mut(), Arc::new(data), batch_size, norm)
 }

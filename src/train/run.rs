@@ -1,5 +1,6 @@
 //! `netc run`: train a compiled spec, with checkpoints, metrics and resume.
 
+use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -9,14 +10,14 @@ use std::time::Instant;
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+use super::engine::{Engine, Trainer, trainer};
 use super::eval::evaluate;
-use super::optim::{Optimizer, StepSettings, learning_rate, train_step};
+use super::optim::{StepSettings, learning_rate};
 use crate::checkpoint::{self, Progress};
 use crate::data::{self, Dataset, Normalize, Split};
 use crate::graph::Graph;
 use crate::recipe::{DataSource, Recipe};
-use crate::runtime::Model;
-use crate::runtime::native::Net;
+use crate::runtime::{Kernels, Model};
 
 /// Set by the Ctrl-C handler: the run finishes its step, writes a
 /// checkpoint and stops.
@@ -48,6 +49,10 @@ pub struct RunOptions {
     pub quiet: bool,
     /// Stop as Ctrl-C would after this many optimiser steps (for tests).
     pub stop_after_steps: Option<u64>,
+    /// The engine that trains; a run may resume on the other one.
+    pub engine: Engine,
+    /// Where it trains: the CPU, or a GPU for the candle engine.
+    pub device: Device,
 }
 
 #[derive(Debug)]
@@ -414,129 +419,93 @@ fn apply_settings(recipe: &mut Recipe, s: &Settings) {
     d.skip_bad_images |= s.skip_bad_images;
 }
 
-fn train(dir: &Path, graph: &Graph, recipe: &Recipe, ready: Ready, opts: &RunOptions) -> Result<RunOutcome, String> {
-    let t = &recipe.train;
-    let say = |line: &str| {
-        if !opts.quiet {
+/// What every part of a run reads.
+struct Context<'a> {
+    dir: &'a Path,
+    graph: &'a Graph,
+    recipe: &'a Recipe,
+    opts: &'a RunOptions,
+    /// `last.safetensors`: the checkpoint a run resumes from.
+    last: PathBuf,
+    norm: Normalize,
+    steps_per_epoch: u64,
+}
+
+impl Context<'_> {
+    fn say(&self, line: &str) {
+        if !self.opts.quiet {
             println!("{line}");
         }
-    };
-    let Ready { train_data, test_data, norm, mut model } = ready;
-    let device = &Device::Cpu;
-    let err = |e: candle_core::Error| e.to_string();
-    let mut optimizer = Optimizer::new(&t.optimizer);
-    let last = dir.join("last.safetensors");
-    let mut progress = Progress { best_accuracy: -1.0, ..Progress::default() };
-    if last.exists() {
-        let cp = checkpoint::load(&last, device)?;
-        model.load_state(&cp.model, &checkpoint::NOT_MODEL).map_err(|m| {
-            format!("`{}` does not fit the run's graph:\n{}", last.display(), checkpoint::first_mismatches(&m))
-        })?;
-        progress = cp.progress.ok_or_else(|| format!("`{}` holds no training progress", last.display()))?;
-        optimizer.restore(&cp.optimizer, progress.step)?;
-        // A run killed while drawing its heatmaps has trained every epoch
-        // but has no `probe/`: it goes on to draw them.
-        let drawn = graph.probes.is_empty() || dir.join("probe").join("scores.json").exists();
-        if progress.epoch >= t.epochs as u64 && drawn {
-            let accuracy = read_metrics(dir).last().map_or(0.0, |m| m.test_accuracy);
-            say(&format!(
-                "{} already finished its {} epoch{}; give `--epochs` to train longer",
-                dir.display(),
-                t.epochs,
-                plural(t.epochs.into())
-            ));
-            return Ok(RunOutcome::Finished {
-                dir: dir.to_path_buf(),
-                final_accuracy: accuracy,
-                best_accuracy: progress.best_accuracy,
-            });
-        }
-        match progress.epoch >= t.epochs as u64 {
-            true => say(&format!("{}: trained; drawing its heatmaps", dir.display())),
-            false => {
-                say(&format!("resuming {} at epoch {}, batch {}", dir.display(), progress.epoch + 1, progress.batch))
-            }
-        }
     }
-    let mut net = Net::from_model(&model).map_err(|e| e.to_string())?;
+
+    fn save(&self, path: &Path, net: &dyn Trainer, progress: &Progress, with_optimizer: bool) -> Result<(), String> {
+        let optimizer = if with_optimizer { net.optimizer_state()? } else { Default::default() };
+        checkpoint::save(path, &net.model_state()?, &optimizer, progress, &self.norm)
+    }
+}
+
+/// How an epoch's batches ended.
+enum EpochEnd {
+    /// Every batch ran: `sums` of loss, correct images, images, seconds.
+    Done {
+        sums: [f64; 4],
+    },
+    Interrupted,
+}
+
+fn train(dir: &Path, graph: &Graph, recipe: &Recipe, ready: Ready, opts: &RunOptions) -> Result<RunOutcome, String> {
+    let t = &recipe.train;
+    let Ready { train_data, test_data, norm, mut model } = ready;
+    let steps_per_epoch = train_data.len().div_ceil(t.batch_size as usize) as u64;
+    let cx = Context { dir, graph, recipe, opts, last: dir.join("last.safetensors"), norm, steps_per_epoch };
+    let (mut progress, optimizer_state) = restore(&cx, &mut model)?;
+    // A run killed while drawing its heatmaps has trained every epoch but
+    // has no `probe/`: it goes on to draw them.
+    let drawn = graph.probes.is_empty() || dir.join("probe").join("scores.json").exists();
+    if progress.epoch >= t.epochs as u64 && !drawn {
+        cx.say(&format!("{}: trained; drawing its heatmaps", dir.display()));
+    }
+    if progress.epoch >= t.epochs as u64 && drawn {
+        cx.say(&format!(
+            "{} already finished its {} epoch{}; give `--epochs` to train longer",
+            dir.display(),
+            t.epochs,
+            plural(t.epochs.into())
+        ));
+        let final_accuracy = read_metrics(dir).last().map_or(0.0, |m| m.test_accuracy);
+        return Ok(RunOutcome::Finished {
+            dir: dir.to_path_buf(),
+            final_accuracy,
+            best_accuracy: progress.best_accuracy,
+        });
+    }
+    let restored = optimizer_state.as_ref().map(|state| (state, progress.step));
+    let mut net = trainer(opts.engine, &opts.device, &model, &t.optimizer, restored)?;
     // Metrics past the checkpoint come from an epoch that will run again.
     trim_metrics(dir, progress.epoch)?;
     if progress.step == 0 {
-        say(&format!(
-            "training {} ({} parameters) on {} ({} train / {} test images); run directory {}",
+        cx.say(&format!(
+            "training {} ({} parameters) on {} ({} train / {} test images), {}; run directory {}",
             graph.name,
             crate::summary::group(graph.total_params()),
             train_data.source,
             train_data.len(),
             test_data.len(),
+            engine_words(opts.engine, net.device()),
             dir.display()
         ));
     }
-
-    let batch_size = t.batch_size as usize;
-    let steps_per_epoch = train_data.len().div_ceil(batch_size) as u64;
-    let show_bar = !opts.quiet && std::io::stderr().is_terminal();
     let run_start = Instant::now();
     let wall_before = previous_wall_seconds(dir);
     let mut final_accuracy = read_metrics(dir).last().map_or(0.0, |m| m.test_accuracy);
     for epoch in progress.epoch..t.epochs as u64 {
-        let skip = if epoch == progress.epoch { progress.batch } else { 0 };
-        let mut sums = if skip > 0 { progress.sums } else { [0.0; 4] };
         let epoch_start = Instant::now();
-        let bar = progress_bar(show_bar, steps_per_epoch, epoch, t.epochs);
-        bar.set_position(skip);
-        let batches =
-            data::batches(train_data.clone(), batch_size, true, &t.augment, norm, t.seed, epoch, device.clone());
-        for (index, batch) in batches.enumerate().skip(skip as usize) {
-            let batch = batch.map_err(err)?;
-            let lr = learning_rate(t, t.optimizer.lr, progress.step, steps_per_epoch);
-            let dropout_seed = crate::rng::mix(&[t.seed, progress.step]);
-            let images: Vec<f32> = batch.images.flatten_all().and_then(|t| t.to_vec1()).map_err(err)?;
-            let labels: Vec<u32> = batch.labels.to_vec1().map_err(err)?;
-            let settings =
-                StepSettings { lr, label_smoothing: t.label_smoothing, grad_clip: t.grad_clip, dropout_seed };
-            let loss = train_step(&mut net, &mut optimizer, &images, &labels, &settings).map_err(|e| e.to_string())?;
-            let loss_value = loss.value;
-            if !loss_value.is_finite() {
-                bar.abandon();
-                let kept = if last.exists() {
-                    format!("the last good checkpoint, {}, is intact", last.display())
-                } else {
-                    "no checkpoint was written yet".to_string()
-                };
-                return Err(format!(
-                    "the loss became {loss_value} at epoch {}, step {}: training stopped; {kept}. Try a lower learning rate (`--lr`) or `grad_clip` in [train].",
-                    epoch + 1,
-                    progress.step + 1
-                ));
-            }
-            progress.step += 1;
-            let n = labels.len() as f64;
-            let correct = loss.correct;
-            sums[0] += loss_value * n;
-            sums[1] += correct as f64;
-            sums[2] += n;
-            bar.inc(1);
-            let secs = sums[3] + epoch_start.elapsed().as_secs_f64();
-            bar.set_message(format!(
-                "loss {:.3} acc {:.1}% {:.0} img/s",
-                sums[0] / sums[2],
-                100.0 * sums[1] / sums[2],
-                sums[2] / secs.max(1e-9)
-            ));
-            let stop = INTERRUPTED.load(Ordering::SeqCst) || opts.stop_after_steps.is_some_and(|s| progress.step >= s);
-            if stop {
-                bar.abandon();
-                sums[3] = secs;
-                let here = Progress { epoch, batch: index as u64 + 1, sums, ..progress.clone() };
-                checkpoint::save(&last, &net.state(), &optimizer.state(), &here, &norm)?;
-                say(&format!("interrupted: checkpoint written; continue with `netc run --resume {}`", dir.display()));
-                return Ok(RunOutcome::Interrupted { dir: dir.to_path_buf() });
-            }
-        }
-        bar.finish_and_clear();
+        let sums = match train_epoch(&cx, net.as_mut(), &train_data, &mut progress, epoch)? {
+            EpochEnd::Done { sums } => sums,
+            EpochEnd::Interrupted => return Ok(RunOutcome::Interrupted { dir: dir.to_path_buf() }),
+        };
         let train_seconds = sums[3] + epoch_start.elapsed().as_secs_f64();
-        let test = evaluate(&mut net, test_data.clone(), batch_size, norm).map_err(|e| e.to_string())?;
+        let test = evaluate(net.as_mut(), test_data.clone(), t.batch_size as usize, norm)?;
         let metrics = EpochMetrics {
             epoch: epoch + 1,
             train_loss: sums[0] / sums[2].max(1.0),
@@ -548,55 +517,164 @@ fn train(dir: &Path, graph: &Graph, recipe: &Recipe, ready: Ready, opts: &RunOpt
             epoch_seconds: train_seconds,
             wall_seconds: wall_before + run_start.elapsed().as_secs_f64(),
         };
-        say(&format!(
-            "epoch {:>3}/{}  loss {:.4}  acc {:5.1}%  test loss {:.4}  test acc {:5.1}%  lr {:.4}  {:.0} img/s  {:.1}s",
-            metrics.epoch,
-            t.epochs,
-            metrics.train_loss,
-            100.0 * metrics.train_accuracy,
-            metrics.test_loss,
-            100.0 * metrics.test_accuracy,
-            metrics.lr,
-            metrics.images_per_second,
-            metrics.epoch_seconds
-        ));
-        append_metrics(dir, &metrics)?;
+        end_epoch(&cx, net.as_ref(), &mut progress, &metrics)?;
         final_accuracy = test.accuracy;
-        let best = test.accuracy > progress.best_accuracy;
-        if best {
-            progress.best_accuracy = test.accuracy;
-        }
-        let done = Progress { epoch: epoch + 1, batch: 0, sums: [0.0; 4], ..progress.clone() };
-        // `best` first: a kill between the two writes then loses nothing.
-        if best {
-            let empty = std::collections::BTreeMap::new();
-            checkpoint::save(&dir.join("best.safetensors"), &net.state(), &empty, &done, &norm)?;
-        }
-        checkpoint::save(&last, &net.state(), &optimizer.state(), &done, &norm)?;
-        progress = done;
-        super::report::write_report(dir, graph, recipe, None)?;
     }
-    // Heatmaps at the net's own probes, from the final weights.
-    let probes: Vec<String> = graph.probes.iter().map(|p| p.name.clone()).collect();
-    if !probes.is_empty() {
-        let weights: std::collections::HashMap<String, Tensor> = net.state().into_iter().collect();
-        model.load_state(&weights, &[]).map_err(|m| format!("the trained weights do not load: {m:?}"))?;
-        // The images of `data::probe_images`, as `netc probe` and `netc compare` draw.
-        let shown = data::probe_images(&recipe.data, graph.image_shape()?, recipe.probe.count.max(1))
-            .map_err(|e| e.to_string())?;
-        let out = dir.join("probe");
-        let tmp = crate::probe::partial_path(&out);
-        let _ = std::fs::remove_dir_all(&tmp);
-        let scores =
-            crate::probe::draw(&mut model, &Arc::new(shown), norm, &probes, &recipe.probe, &tmp).inspect_err(|_| {
-                let _ = std::fs::remove_dir_all(&tmp);
-            })?;
-        let _ = std::fs::remove_dir_all(&out);
-        std::fs::rename(&tmp, &out)
-            .map_err(|e| format!("cannot move `{}` to `{}`: {e}", tmp.display(), out.display()))?;
-        super::report::write_report(dir, graph, recipe, Some(&scores))?;
-    }
+    draw_probes(&cx, net.as_ref(), model)?;
     Ok(RunOutcome::Finished { dir: dir.to_path_buf(), final_accuracy, best_accuracy: progress.best_accuracy })
+}
+
+/// The progress and optimiser state of the run's last checkpoint, whose
+/// weights go into `model`; a fresh start without one.
+fn restore(cx: &Context, model: &mut Model) -> Result<(Progress, Option<BTreeMap<String, Tensor>>), String> {
+    let last = &cx.last;
+    if !last.exists() {
+        return Ok((Progress { best_accuracy: -1.0, ..Progress::default() }, None));
+    }
+    let cp = checkpoint::load(last, &Device::Cpu)?;
+    model.load_state(&cp.model, &checkpoint::NOT_MODEL).map_err(|m| {
+        format!("`{}` does not fit the run's graph:\n{}", last.display(), checkpoint::first_mismatches(&m))
+    })?;
+    let progress = cp.progress.ok_or_else(|| format!("`{}` holds no training progress", last.display()))?;
+    if progress.epoch < cx.recipe.train.epochs as u64 {
+        cx.say(&format!("resuming {} at epoch {}, batch {}", cx.dir.display(), progress.epoch + 1, progress.batch));
+    }
+    Ok((progress, Some(cp.optimizer)))
+}
+
+/// The training steps of one epoch, from the checkpoint's batch when the
+/// run resumes inside it. Ctrl-C (or `--stop-after-steps`) writes a
+/// checkpoint after the step and ends the run; a loss that is not finite
+/// ends it with an error, the last checkpoint intact.
+fn train_epoch(
+    cx: &Context,
+    net: &mut dyn Trainer,
+    data: &Arc<Dataset>,
+    progress: &mut Progress,
+    epoch: u64,
+) -> Result<EpochEnd, String> {
+    let t = &cx.recipe.train;
+    let skip = if epoch == progress.epoch { progress.batch } else { 0 };
+    let mut sums = if skip > 0 { progress.sums } else { [0.0; 4] };
+    let epoch_start = Instant::now();
+    let bar = progress_bar(!cx.opts.quiet && std::io::stderr().is_terminal(), cx.steps_per_epoch, epoch, t.epochs);
+    bar.set_position(skip);
+    let batch_size = t.batch_size as usize;
+    let batches = data::batches(data.clone(), batch_size, true, &t.augment, cx.norm, t.seed, epoch, Device::Cpu);
+    for (index, batch) in batches.enumerate().skip(skip as usize) {
+        let batch = batch.map_err(|e| e.to_string())?;
+        let lr = learning_rate(t, t.optimizer.lr, progress.step, cx.steps_per_epoch);
+        let dropout_seed = crate::rng::mix(&[t.seed, progress.step]);
+        let settings = StepSettings { lr, label_smoothing: t.label_smoothing, grad_clip: t.grad_clip, dropout_seed };
+        let loss = net.step(&batch, &settings)?;
+        if !loss.value.is_finite() {
+            bar.abandon();
+            let kept = if cx.last.exists() {
+                format!("the last good checkpoint, {}, is intact", cx.last.display())
+            } else {
+                "no checkpoint was written yet".to_string()
+            };
+            return Err(format!(
+                "the loss became {} at epoch {}, step {}: training stopped; {kept}. Try a lower learning rate (`--lr`) or `grad_clip` in [train].",
+                loss.value,
+                epoch + 1,
+                progress.step + 1
+            ));
+        }
+        progress.step += 1;
+        let n = batch.indices.len() as f64;
+        sums[0] += loss.value * n;
+        sums[1] += loss.correct as f64;
+        sums[2] += n;
+        bar.inc(1);
+        let secs = sums[3] + epoch_start.elapsed().as_secs_f64();
+        bar.set_message(format!(
+            "loss {:.3} acc {:.1}% {:.0} img/s",
+            sums[0] / sums[2],
+            100.0 * sums[1] / sums[2],
+            sums[2] / secs.max(1e-9)
+        ));
+        let stop = INTERRUPTED.load(Ordering::SeqCst) || cx.opts.stop_after_steps.is_some_and(|s| progress.step >= s);
+        if stop {
+            bar.abandon();
+            sums[3] = secs;
+            let here = Progress { epoch, batch: index as u64 + 1, sums, ..progress.clone() };
+            cx.save(&cx.last, net, &here, true)?;
+            cx.say(&format!("interrupted: checkpoint written; continue with `netc run --resume {}`", cx.dir.display()));
+            return Ok(EpochEnd::Interrupted);
+        }
+    }
+    bar.finish_and_clear();
+    Ok(EpochEnd::Done { sums })
+}
+
+/// An epoch's line, its metrics row, the report, and its checkpoints:
+/// `best.safetensors` when the test accuracy is the best so far, then
+/// `last.safetensors`.
+fn end_epoch(cx: &Context, net: &dyn Trainer, progress: &mut Progress, m: &EpochMetrics) -> Result<(), String> {
+    cx.say(&format!(
+        "epoch {:>3}/{}  loss {:.4}  acc {:5.1}%  test loss {:.4}  test acc {:5.1}%  lr {:.4}  {:.0} img/s  {:.1}s",
+        m.epoch,
+        cx.recipe.train.epochs,
+        m.train_loss,
+        100.0 * m.train_accuracy,
+        m.test_loss,
+        100.0 * m.test_accuracy,
+        m.lr,
+        m.images_per_second,
+        m.epoch_seconds
+    ));
+    append_metrics(cx.dir, m)?;
+    let best = m.test_accuracy > progress.best_accuracy;
+    if best {
+        progress.best_accuracy = m.test_accuracy;
+    }
+    let done = Progress { epoch: m.epoch, batch: 0, sums: [0.0; 4], ..progress.clone() };
+    // `best` first: a kill between the two writes then loses nothing.
+    if best {
+        cx.save(&cx.dir.join("best.safetensors"), net, &done, false)?;
+    }
+    cx.save(&cx.last, net, &done, true)?;
+    *progress = done;
+    super::report::write_report(cx.dir, cx.graph, cx.recipe, None)
+}
+
+/// Heatmaps at the net's own probes from the final weights, into
+/// `probe/` (built beside it and renamed when complete), and the report
+/// with their scores. On a GPU they are drawn there, by the portable kernels.
+fn draw_probes(cx: &Context, net: &dyn Trainer, mut model: Model) -> Result<(), String> {
+    let (graph, recipe) = (cx.graph, cx.recipe);
+    let probes: Vec<String> = graph.probes.iter().map(|p| p.name.clone()).collect();
+    if probes.is_empty() {
+        return Ok(());
+    }
+    let weights: std::collections::HashMap<String, Tensor> = net.model_state()?.into_iter().collect();
+    model.load_state(&weights, &[]).map_err(|m| format!("the trained weights do not load: {m:?}"))?;
+    if !net.device().is_cpu() {
+        model = model.to(net.device(), Kernels::Portable).map_err(|e| e.to_string())?;
+    }
+    // The images of `data::probe_images`, as `netc probe` and `netc compare` draw.
+    let shown =
+        data::probe_images(&recipe.data, graph.image_shape()?, recipe.probe.count.max(1)).map_err(|e| e.to_string())?;
+    let out = cx.dir.join("probe");
+    let tmp = crate::probe::partial_path(&out);
+    let _ = std::fs::remove_dir_all(&tmp);
+    let scores =
+        crate::probe::draw(&mut model, &Arc::new(shown), cx.norm, &probes, &recipe.probe, &tmp).inspect_err(|_| {
+            let _ = std::fs::remove_dir_all(&tmp);
+        })?;
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::rename(&tmp, &out).map_err(|e| format!("cannot move `{}` to `{}`: {e}", tmp.display(), out.display()))?;
+    super::report::write_report(cx.dir, graph, recipe, Some(&scores))
+}
+
+/// "the native engine" or "the candle engine on cuda:0", for messages.
+pub fn engine_words(engine: Engine, device: &Device) -> String {
+    match (engine, device.location()) {
+        (Engine::Native, _) => "native engine".to_string(),
+        (Engine::Candle, candle_core::DeviceLocation::Cuda { gpu_id }) => format!("candle engine on cuda:{gpu_id}"),
+        (Engine::Candle, _) => "candle engine on the CPU".to_string(),
+    }
 }
 
 /// The seed of the test split's subset (and, for synthetic data, images).
