@@ -22,5 +22,6 @@ pub mod recipe;
 pub mod rng;
 pub mod runtime;
 pub mod summary;
+pub mod sweep;
 pub mod syntax;
 pub mod train;

@@ -101,6 +101,66 @@ enum Command {
         #[arg(long, hide = true)]
         stop_after_steps: Option<u64>,
     },
+    /// Train a grid of runs: every spec x every `--set` value x every seed,
+    /// each an ordinary run directory under `--out`, one after the other;
+    /// then `netc compare` over them into `OUT/summary/` (statistics over
+    /// seeds).
+    ///
+    /// `OUT/sweep.toml` records the grid. Running the same command again
+    /// skips finished runs and resumes interrupted ones (Ctrl-C, kill -9);
+    /// a different grid for the same `--out` is refused.
+    Sweep {
+        /// The spec files (`.net`).
+        #[arg(required = true)]
+        specs: Vec<PathBuf>,
+        /// Seeds, comma-separated, ranges allowed: `0,1,2` or `0-4`.
+        #[arg(long, default_value = "0,1,2")]
+        seeds: String,
+        /// A net parameter and its values, e.g. `--set width=0.125,0.25`
+        /// (repeatable; every combination is run).
+        #[arg(long = "set", value_name = "NAME=V1,V2")]
+        set: Vec<String>,
+        /// A named profile from the specs' front matter, e.g. `quick`.
+        #[arg(long)]
+        profile: Option<String>,
+        /// Epochs to train.
+        #[arg(long)]
+        epochs: Option<u32>,
+        /// Images per training step.
+        #[arg(long)]
+        batch_size: Option<u32>,
+        /// Base learning rate.
+        #[arg(long)]
+        lr: Option<f64>,
+        /// `synthetic`, `cifar10:DIR` or `folder:PATH` (a folder or .tar.gz).
+        #[arg(long, value_parser = parse_data)]
+        data: Option<DataSource>,
+        /// Use only N training images.
+        #[arg(long, value_name = "N")]
+        train_images: Option<usize>,
+        /// Use only N test images.
+        #[arg(long, value_name = "N")]
+        test_images: Option<usize>,
+        /// Leave out images that cannot be read or decoded, and say how many.
+        #[arg(long)]
+        skip_bad_images: bool,
+        /// The sweep directory (created; or an earlier sweep's, to continue it).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        #[command(flatten)]
+        on: EngineArgs,
+        /// Runs at once: only 1. Each run already uses every core (the native
+        /// engine splits its work over all threads), so on a small machine
+        /// two at once would be no faster.
+        #[arg(long, default_value_t = 1)]
+        jobs: usize,
+        /// No progress bars, no per-epoch lines.
+        #[arg(long)]
+        quiet: bool,
+        /// Stop each run as Ctrl-C would after this many steps (for testing resume).
+        #[arg(long, hide = true)]
+        stop_after_steps: Option<u64>,
+    },
     /// Evaluate weights on the test split: accuracy, per-class accuracy and
     /// the confusion matrix, as a table and as CSV.
     Eval {
@@ -224,7 +284,10 @@ enum Command {
     /// heatmap scores, and a figure of the same images at one probe, a column
     /// per run, on one colour scale.
     Compare {
-        /// Run directories (from `netc run`).
+        /// Run directories (from `netc run`), or sweep directories (from
+        /// `netc sweep`: their finished runs). Runs of one net and recipe
+        /// that differ only in their seed are also summarised as one group:
+        /// mean, std, min-max, and 95% intervals of the differences (Welch).
         #[arg(required = true)]
         runs: Vec<PathBuf>,
         /// The probe to draw (default: `mid` if all runs have it).
@@ -232,6 +295,11 @@ enum Command {
         probe: Option<String>,
         #[command(flatten)]
         heatmaps: HeatmapArgs,
+        /// Draw each heatmap of the figure on its own min..max, as the
+        /// paper's figures do (default: one scale for every run and image,
+        /// so that the columns compare in strength too).
+        #[arg(long)]
+        own_scale: bool,
         /// Output folder (default: `runs/compare-<time>`).
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
@@ -541,6 +609,83 @@ fn execute(command: Command) -> Result<ExitCode, String> {
                 netc::train::RunOutcome::Interrupted { .. } => Ok(ExitCode::from(130)),
             }
         }
+        Command::Sweep {
+            specs,
+            seeds,
+            set,
+            profile,
+            epochs,
+            batch_size,
+            lr,
+            data,
+            train_images,
+            test_images,
+            skip_bad_images,
+            out,
+            on,
+            jobs,
+            quiet,
+            stop_after_steps,
+        } => {
+            let (engine, device) = on.resolve()?;
+            if jobs != 1 {
+                return Err(format!(
+                    "`--jobs {jobs}`: netc sweep runs one run at a time (each uses every core); leave `--jobs` out"
+                ));
+            }
+            let seeds = netc::sweep::parse_seeds(&seeds)?;
+            let grid = set.iter().map(|s| netc::sweep::parse_set_values(s)).collect::<Result<Vec<_>, _>>()?;
+            let settings = netc::train::Settings {
+                profile,
+                epochs,
+                batch_size,
+                lr,
+                data,
+                train_images,
+                test_images,
+                skip_bad_images,
+                ..Default::default()
+            };
+            let _ = ctrlc::set_handler(|| netc::train::INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst));
+            let request = netc::sweep::SweepRequest {
+                specs,
+                seeds,
+                grid,
+                settings,
+                out,
+                quiet,
+                stop_after_steps,
+                engine,
+                device,
+            };
+            match netc::sweep::sweep(&request)? {
+                netc::sweep::SweepOutcome::Finished { dir, trained, skipped, summary } => {
+                    println!(
+                        "sweep {}: {trained} run{} trained, {skipped} already finished",
+                        dir.display(),
+                        if trained == 1 { "" } else { "s" }
+                    );
+                    match summary {
+                        Ok(s) => {
+                            println!("summary (statistics over seeds): {}/compare.md", s.display());
+                            Ok(ExitCode::SUCCESS)
+                        }
+                        Err(e) => Err(format!(
+                            "every run finished, but the summary failed: {e}
+(`netc compare {}` writes it)",
+                            dir.display()
+                        )),
+                    }
+                }
+                netc::sweep::SweepOutcome::Interrupted { dir, done, total } => {
+                    eprintln!(
+                        "sweep interrupted with {done} of {total} runs finished; run the same command again to continue ({})",
+                        dir.display()
+                    );
+                    Ok(ExitCode::from(130))
+                }
+            }
+        }
         Command::Eval { trained, test_images, batch_size, csv, on } => {
             let (engine, device) = on.resolve()?;
             let (graph, recipe) = trained.resolve(test_images)?;
@@ -591,22 +736,29 @@ fn execute(command: Command) -> Result<ExitCode, String> {
             println!("train on it with `--data {}:{}`", name.name, dir.display());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Compare { runs, probe, heatmaps, out, device } => {
+        Command::Compare { runs, probe, heatmaps, own_scale, out, device } => {
             let device = netc::runtime::parse_device(&device)?;
             let out = match out {
                 Some(out) => out,
                 None => netc::train::unique_dir("compare", None)?,
             };
+            // A sweep directory stands for its finished runs, grouped by its cells.
+            let (runs, groups) = netc::sweep::expand_runs(&runs)?;
             let request = netc::probe::CompareRequest {
                 runs: &runs,
+                groups: &groups,
                 probe,
                 count: heatmaps.count.unwrap_or(8),
                 aggregate: heatmaps.aggregate.map_or(netc::recipe::Aggregate::Mean, Into::into),
+                own_scale,
                 out: &out,
                 device,
             };
             print!("{}", netc::probe::compare(&request)?);
-            println!("compare.md, compare.csv and compare.png written to {}", out.display());
+            println!(
+                "compare.md, compare.csv and compare.png (with groups.csv, differences.csv and curves.png when runs share a group) written to {}",
+                out.display()
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench { spec, set, batch, steps, warmup, threads, on, json, breakdown, verify } => {

@@ -53,9 +53,22 @@ pub fn plot(panels: &[Panel], width_per_panel: u32, height: u32) -> RgbImage {
     let mut img = RgbImage::from_pixel(width_per_panel.saturating_mul(count), height, BACKGROUND);
     for (i, panel) in panels.iter().enumerate() {
         let mut sub = RgbImage::from_pixel(width_per_panel, height, BACKGROUND);
-        draw_panel(&mut sub, panel);
+        draw_panel(&mut sub, panel, &[]);
         img.copy_from(&sub, i as u32 * width_per_panel, 0).expect("each panel fits its slot");
     }
+    img
+}
+
+/// A shaded band per series: `(x, low, high)` points, drawn under the
+/// series of the same index in a light tint of its colour (say the min..max
+/// of several runs around their mean).
+pub type Band = Vec<(f64, f64, f64)>;
+
+/// One panel, `width` x `height`, like [`plot`], with `bands[i]` shaded
+/// under series `i` (fewer bands than series is fine; the axes cover them).
+pub fn plot_with_bands(panel: &Panel, bands: &[Band], width: u32, height: u32) -> RgbImage {
+    let mut img = RgbImage::from_pixel(width, height, BACKGROUND);
+    draw_panel(&mut img, panel, bands);
     img
 }
 
@@ -158,7 +171,7 @@ fn fraction(v: f64, (lo, hi): (f64, f64)) -> f64 {
     (v / 2.0 - lo / 2.0) / (hi / 2.0 - lo / 2.0)
 }
 
-fn draw_panel(img: &mut RgbImage, panel: &Panel) {
+fn draw_panel(img: &mut RgbImage, panel: &Panel, bands: &[Band]) {
     let (w, h) = (img.width().min(i32::MAX as u32) as i32, img.height().min(i32::MAX as u32) as i32);
     let m = Metrics::for_panel(w, h);
     let finite: Vec<Vec<(f64, f64)>> = panel
@@ -166,7 +179,12 @@ fn draw_panel(img: &mut RgbImage, panel: &Panel) {
         .iter()
         .map(|s| s.points.iter().copied().filter(|(x, y)| x.is_finite() && y.is_finite()).collect())
         .collect();
-    let all = finite.iter().flatten();
+    let bands: Vec<Band> = bands
+        .iter()
+        .map(|b| b.iter().copied().filter(|(x, lo, hi)| x.is_finite() && lo.is_finite() && hi.is_finite()).collect())
+        .collect();
+    let band_points: Vec<(f64, f64)> = bands.iter().flatten().flat_map(|&(x, lo, hi)| [(x, lo), (x, hi)]).collect();
+    let all = finite.iter().flatten().chain(band_points.iter());
     let (x_lo, x_hi) = all.clone().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| (a.min(p.0), b.max(p.0)));
     let (y_lo, y_hi) = all.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| (a.min(p.1), b.max(p.1)));
     let has_data = x_lo <= x_hi;
@@ -257,6 +275,11 @@ fn draw_panel(img: &mut RgbImage, panel: &Panel) {
     // The data, then the legend over it.
     let mut canvas = Canvas::new(left + 1, top + 1, right - left - 1, bottom - top - 1);
     if has_data {
+        for (i, band) in bands.iter().enumerate() {
+            let [r, g, b] = series_colour(i);
+            let tint = |c: u8| (255.0 - 0.18 * (255.0 - c as f64)).round() as u8;
+            shade_band(img, &axes, band, Rgb([tint(r), tint(g), tint(b)]));
+        }
         for (i, points) in finite.iter().enumerate() {
             canvas.clear();
             let pixels: Vec<(f32, f32)> = points.iter().map(|&(x, y)| (axes.px(x) as f32, axes.py(y) as f32)).collect();
@@ -558,6 +581,35 @@ fn fill(img: &mut RgbImage, x: i32, y: i32, w: i32, h: i32, colour: Rgb<u8>) {
     for py in y0..y1 {
         for px in x0..x1 {
             img.put_pixel(px as u32, py as u32, colour);
+        }
+    }
+}
+
+/// Fills the area between a band's low and high lines, column by column
+/// inside the frame, with `colour` (mixed with what is there, so that
+/// overlapping bands both show).
+fn shade_band(img: &mut RgbImage, axes: &Axes, band: &[(f64, f64, f64)], colour: Rgb<u8>) {
+    for pair in band.windows(2) {
+        let ((x0, lo0, hi0), (x1, lo1, hi1)) = (pair[0], pair[1]);
+        let (px0, px1) = (axes.px(x0), axes.px(x1));
+        if px1.partial_cmp(&px0) != Some(std::cmp::Ordering::Greater) {
+            continue;
+        }
+        let start = (px0.round() as i32).max(axes.left + 1);
+        let end = (px1.round() as i32).min(axes.right - 1);
+        for x in start..=end {
+            let t = ((x as f64 - px0) / (px1 - px0)).clamp(0.0, 1.0);
+            let (lo, hi) = (lo0 + t * (lo1 - lo0), hi0 + t * (hi1 - hi0));
+            let (ya, yb) = (axes.py(hi).round() as i32, axes.py(lo).round() as i32);
+            for y in ya.max(axes.top + 1)..=yb.min(axes.bottom - 1) {
+                if x < 0 || y < 0 || x as u32 >= img.width() || y as u32 >= img.height() {
+                    continue;
+                }
+                let p = img.get_pixel_mut(x as u32, y as u32);
+                for k in 0..3 {
+                    p.0[k] = ((p.0[k] as u16 * colour.0[k] as u16) / 255) as u8;
+                }
+            }
         }
     }
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use candle_core::Device;
 
-use super::score::{Scores, Summary, score, summarize};
+use super::score::{Scores, Summary, score, summarize, with_deletion};
 use super::{grid, heatmap, probe_maps};
 use crate::data::{self, Dataset, Normalize};
 use crate::figure::save_png;
@@ -74,6 +74,7 @@ fn draw_titled(
     let mut raw = RawMaps::create(&out.join("heatmaps.safetensors"), probes, [n, h, w])?;
     let mut ranges = vec![(f32::INFINITY, f32::NEG_INFINITY); probes.len()];
     let mut per_image: Vec<Vec<Scores>> = vec![Vec::with_capacity(n); probes.len()];
+    let mut deletion: Vec<Vec<(f64, f64)>> = vec![Vec::with_capacity(n); probes.len()];
     let mut columns: Vec<Vec<image::RgbImage>> = vec![Vec::new(); probes.len()];
     let shown = n.min(FIGURE_ROWS);
     let overlay = |k: usize, i: usize, heat: &[f32], columns: &mut Vec<Vec<image::RgbImage>>| {
@@ -93,7 +94,9 @@ fn draw_titled(
         }
         let batch = batch.map_err(err)?;
         let got = probe_maps(model, &batch.images, probes, settings.aggregate, None).map_err(err)?;
+        let labels: Vec<u32> = batch.labels.to_vec1().map_err(err)?;
         for (k, p) in got.iter().enumerate() {
+            deletion[k].extend(super::deletion_scores(model, &batch.images, &labels, &p.maps).map_err(err)?);
             for (j, map) in p.maps.iter().enumerate() {
                 let i = first + j;
                 raw.write(k, i, map)?;
@@ -118,7 +121,11 @@ fn draw_titled(
         }
     }
     raw.finish()?;
-    let scores: ProbeScores = probes.iter().cloned().zip(per_image.iter().map(|s| summarize(s))).collect();
+    let scores: ProbeScores = probes
+        .iter()
+        .cloned()
+        .zip(per_image.iter().zip(&deletion).map(|(s, d)| with_deletion(summarize(s), d)))
+        .collect();
     let rows: Vec<Vec<image::RgbImage>> = (0..shown)
         .map(|i| {
             std::iter::once(heatmap::to_rgb(images.image(i), [c, h, w]))
@@ -252,25 +259,34 @@ pub(super) fn zoom(side: usize) -> u32 {
 /// them when given (`--sanity`).
 pub fn scores_table(trained: &ProbeScores, untrained: Option<&ProbeScores>) -> String {
     let pct = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{:.1}%", 100.0 * v));
-    let mut out = String::from("| probe | energy in object | pointing game | concentration (top 10%) |");
+    let mut out = String::from(
+        "| probe | energy in object | pointing game | concentration (top 10%) | deletion (lower: better) | deletion, random order |",
+    );
     if untrained.is_some() {
-        out += " untrained: energy | pointing | concentration |";
+        out += " untrained: energy | pointing | concentration | deletion |";
     }
-    out += "\n|---|---|---|---|";
+    out += "\n|---|---|---|---|---|---|";
     if untrained.is_some() {
-        out += "---|---|---|";
+        out += "---|---|---|---|";
     }
     out.push('\n');
     for (probe, s) in trained {
         out += &format!(
-            "| {probe} | {} | {} | {:.1}% |",
+            "| {probe} | {} | {} | {:.1}% | {} | {} |",
             pct(s.energy_in_object),
             pct(s.pointing_game),
-            100.0 * s.concentration
+            100.0 * s.concentration,
+            pct(s.deletion),
+            pct(s.deletion_random)
         );
         if let Some(u) = untrained.and_then(|u| u.get(probe)) {
-            out +=
-                &format!(" {} | {} | {:.1}% |", pct(u.energy_in_object), pct(u.pointing_game), 100.0 * u.concentration);
+            out += &format!(
+                " {} | {} | {:.1}% | {} |",
+                pct(u.energy_in_object),
+                pct(u.pointing_game),
+                100.0 * u.concentration,
+                pct(u.deletion)
+            );
         }
         out.push('\n');
     }

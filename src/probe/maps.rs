@@ -2,7 +2,7 @@
 
 use candle_core::{D, DType, Result, Tensor};
 
-use super::heatmap;
+use super::{heatmap, score};
 use crate::recipe::Aggregate;
 use crate::runtime::{Mode, Model};
 
@@ -80,3 +80,40 @@ pub fn probe_maps(
         })
         .collect()
 }
+
+/// The deletion score of each image of a batch (`images` `[N, C, H, W]`,
+/// normalised; `labels` their classes) for its heatmap in `maps`: the area
+/// under the true-class probability as the hottest pixels are set to the
+/// mean colour (0 after normalisation) in [`score::DELETION_STEPS`] steps
+/// ([`score::curve_area`]); lower is better. Needs no object mask. Each
+/// comes with the same score for the pixels in a random order (seeded by
+/// the image's place in the batch), the baseline a heatmap must beat.
+pub fn deletion_scores(
+    model: &mut Model,
+    images: &Tensor,
+    labels: &[u32],
+    maps: &[Vec<f32>],
+) -> Result<Vec<(f64, f64)>> {
+    let (n, c, h, w) = images.dims4()?;
+    let steps = score::DELETION_STEPS;
+    (0..n.min(maps.len()).min(labels.len()))
+        .map(|j| {
+            let image = images.get(j)?.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+            let hot = score::hottest_first(&maps[j]);
+            let mut random: Vec<usize> = (0..h * w).collect();
+            crate::rng::Rng::new(crate::rng::mix(&[DELETION_SEED, j as u64])).shuffle(&mut random);
+            let variants: Vec<f32> = [hot, random]
+                .iter()
+                .flat_map(|order| score::deletion_images(&image, [c, h, w], order, steps, 0.0))
+                .flatten()
+                .collect();
+            let batch = Tensor::from_vec(variants, (2 * (steps + 1), c, h, w), model.device())?;
+            let logits = model.forward(&batch, Mode::Eval, &[], 0)?.logits.to_dtype(DType::F32)?.to_vec2::<f32>()?;
+            let curve: Vec<f64> = logits.iter().map(|l| score::class_probability(l, labels[j] as usize)).collect();
+            Ok((score::curve_area(&curve[..=steps]), score::curve_area(&curve[steps + 1..])))
+        })
+        .collect()
+}
+
+/// The seed of the random pixel order that deletion is compared with.
+const DELETION_SEED: u64 = 0xde1e7e;

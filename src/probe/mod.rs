@@ -11,9 +11,10 @@ pub mod grid;
 pub mod heatmap;
 mod maps;
 pub mod score;
+pub mod stats;
 
 pub use command::{
     ProbeRequest, ProbeScores, STOP, aggregate_words, draw, fresh_probe_dir, partial_path, probe_command, scores_table,
 };
 pub use compare::{CompareRequest, compare};
-pub use maps::{ProbeMaps, probe_maps};
+pub use maps::{ProbeMaps, deletion_scores, probe_maps};

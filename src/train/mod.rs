@@ -15,4 +15,7 @@ pub use candle::{CandleTrainer, cross_entropy};
 pub use engine::{Engine, StepLoss, Trainer, trainer};
 pub use eval::{Evaluation, evaluate, evaluate_command};
 pub use optim::{Loss, Optimizer, StepSettings, learning_rate, softmax_cross_entropy, train_step};
-pub use run::{EpochMetrics, INTERRUPTED, RunOptions, RunOutcome, Settings, engine_words, resolve, run, unique_dir};
+pub use run::{
+    EpochMetrics, INTERRUPTED, RunOptions, RunOutcome, Settings, absolute, anchored, check_settings, engine_words,
+    read_metrics, resolve, run, unique_dir,
+};

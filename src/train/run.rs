@@ -459,7 +459,13 @@ fn train(dir: &Path, graph: &Graph, recipe: &Recipe, ready: Ready, opts: &RunOpt
     let steps_per_epoch = train_data.len().div_ceil(t.batch_size as usize) as u64;
     let cx = Context { dir, graph, recipe, opts, last: dir.join("last.safetensors"), norm, steps_per_epoch };
     let (mut progress, optimizer_state) = restore(&cx, &mut model)?;
-    if progress.epoch >= t.epochs as u64 {
+    // A run killed while drawing its heatmaps has trained every epoch but
+    // has no `probe/`: it goes on to draw them.
+    let drawn = graph.probes.is_empty() || dir.join("probe").join("scores.json").exists();
+    if progress.epoch >= t.epochs as u64 && !drawn {
+        cx.say(&format!("{}: trained; drawing its heatmaps", dir.display()));
+    }
+    if progress.epoch >= t.epochs as u64 && drawn {
         cx.say(&format!(
             "{} already finished its {} epoch{}; give `--epochs` to train longer",
             dir.display(),
