@@ -108,27 +108,10 @@ fn every_optimiser_on_a_small_cnn_with_dropout() {
     }
 }
 
-/// Every op in its variants (the net of `tests/native.rs`), trained.
+/// Every op in every variant (`tests/export/every_op.net`), trained.
 #[test]
 fn every_optimiser_on_every_op() {
-    let spec = r#"
-net variants(classes = 10) {
-    input x: [3, 13, 11]
-    a = x |> conv(8, 3, stride = 2, pad = 1) |> bn |> relu
-    b = a |> conv(8, 3, pad = 2, dilation = 2, groups = 4) |> bn
-    c = b |> relu |> maxpool(3, stride = 2, pad = 1, ceil = true)
-    m = c |> avgpool(2, stride = 1, pad = 1, ceil = true) |> avgpool(2, stride = 1) |> conv(1, 1, bias = false) |> sigmoid
-    e = c * m + c * 0.5
-    f = e |> upsample(size = [9, 8]) |> conv(4, 1, groups = 2) |> relu |> dropout(0.3)
-    g = f |> upsample(size = [5, 5], mode = bilinear, align_corners = true)
-    h = concat(g, g, f |> upsample(like = g, mode = bilinear)) |> avgpool(3, stride = 1, pad = 1)
-    logits = h |> flatten |> dropout(0.2) |> linear(classes)
-    return logits
-}
-"#;
-    let graph = netc::compile::compile_source(Path::new("tests/inline.net"), spec.to_string(), &[])
-        .unwrap_or_else(|e| panic!("{}", e.render()))
-        .graph;
+    let graph = common::compiled("tests/export/every_op.net", &[]).graph;
     for (optimizer, smoothing, clip, tolerance) in optimizers() {
         three_steps_agree(&graph, optimizer, smoothing, clip, tolerance);
     }
