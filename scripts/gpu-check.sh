@@ -95,11 +95,14 @@ stage "5/6 training speed against PyTorch on $DEVICE (width $WIDTH, batch $BATCH
 FIT=""
 for b in "$BATCH" $((BATCH / 2)) $((BATCH / 4)); do
   echo "netc alone, batch $b:"
-  if timeout "$LIMIT" "$NETC" bench specs/inception_v1.net --set "width=$WIDTH" --batch "$b" --steps 10 \
-      --device "$DEVICE" | tee "$OUT/netc-bench.txt" && [ "${PIPESTATUS[0]}" -eq 0 ]; then
+  timeout "$LIMIT" "$NETC" bench specs/inception_v1.net --set "width=$WIDTH" --batch "$b" --steps 10 \
+    --device "$DEVICE" | tee "$OUT/netc-bench.txt"
+  rc=${PIPESTATUS[0]}
+  if [ "$rc" -eq 0 ]; then
     FIT=$b
     break
   fi
+  [ "$rc" -eq 124 ] && echo "(stopped after $LIMIT s)"
 done
 if [ -n "$FIT" ]; then
   timeout "$LIMIT" "$PYTHON" scripts/bench_vs_pytorch.py --python "$PYTHON" --netc "$NETC" --device "$DEVICE" \
