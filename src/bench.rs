@@ -19,7 +19,7 @@ use crate::graph::Graph;
 use crate::recipe::Optimizer as OptimizerSettings;
 use crate::rng::{Rng, mix};
 use crate::runtime::native::Net;
-use crate::runtime::{Mode, Model};
+use crate::runtime::{Mode, Model, device_name};
 pub use crate::train::Engine;
 use crate::train::{Optimizer, StepSettings, train_step, trainer};
 
@@ -354,14 +354,6 @@ fn verify_step(graph: &Graph, device: &Device, images: &[f32], labels: &[u32]) -
     let loss_error = (loss - native_loss).abs() / native_loss.abs().max(1e-30);
     let passed = loss_error <= VERIFY_BOUNDS[0] && update_error <= VERIFY_BOUNDS[1];
     Ok(Verification { loss, native_loss, loss_error, update_error, passed })
-}
-
-/// `cpu` or `cuda:N`.
-fn device_name(device: &Device) -> String {
-    match device.location() {
-        candle_core::DeviceLocation::Cuda { gpu_id } => format!("cuda:{gpu_id}"),
-        _ => "cpu".to_string(),
-    }
 }
 
 /// The memory in use on a GPU, in MiB, as the driver reports it (the

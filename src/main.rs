@@ -120,30 +120,8 @@ enum Command {
         /// (repeatable; every combination is run).
         #[arg(long = "set", value_name = "NAME=V1,V2")]
         set: Vec<String>,
-        /// A named profile from the specs' front matter, e.g. `quick`.
-        #[arg(long)]
-        profile: Option<String>,
-        /// Epochs to train.
-        #[arg(long)]
-        epochs: Option<u32>,
-        /// Images per training step.
-        #[arg(long)]
-        batch_size: Option<u32>,
-        /// Base learning rate.
-        #[arg(long)]
-        lr: Option<f64>,
-        /// `synthetic`, `cifar10:DIR` or `folder:PATH` (a folder or .tar.gz).
-        #[arg(long, value_parser = parse_data)]
-        data: Option<DataSource>,
-        /// Use only N training images.
-        #[arg(long, value_name = "N")]
-        train_images: Option<usize>,
-        /// Use only N test images.
-        #[arg(long, value_name = "N")]
-        test_images: Option<usize>,
-        /// Leave out images that cannot be read or decoded, and say how many.
-        #[arg(long)]
-        skip_bad_images: bool,
+        #[command(flatten)]
+        recipe: RecipeArgs,
         /// The sweep directory (created; or an earlier sweep's, to continue it).
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
@@ -464,13 +442,24 @@ impl From<AggregateArg> for netc::recipe::Aggregate {
 /// What `netc run` may override in the recipe.
 #[derive(clap::Args)]
 struct RunArgs {
-    /// A named profile from the spec's front matter, e.g. `quick`.
-    #[arg(long)]
-    profile: Option<String>,
+    #[command(flatten)]
+    recipe: RecipeArgs,
     /// Override a net parameter, e.g. `--set width=0.25` (repeatable).
     #[arg(long = "set", value_name = "NAME=VALUE")]
     set: Vec<String>,
-    /// Epochs to train (with `--resume`: extend the run to this many).
+    /// Seed of initialisation, data order, augmentation and dropout.
+    #[arg(long)]
+    seed: Option<u64>,
+}
+
+/// What `netc run` and `netc sweep` (for every run) may override in the
+/// recipe, besides the net's parameters and the seed.
+#[derive(clap::Args)]
+struct RecipeArgs {
+    /// A named profile from the spec's front matter, e.g. `quick`.
+    #[arg(long)]
+    profile: Option<String>,
+    /// Epochs to train (with `netc run --resume`: extend the run to this many).
     #[arg(long)]
     epochs: Option<u32>,
     /// Images per training step.
@@ -482,9 +471,6 @@ struct RunArgs {
     /// `synthetic`, `cifar10:DIR` or `folder:PATH` (a folder or .tar.gz).
     #[arg(long, value_parser = parse_data)]
     data: Option<DataSource>,
-    /// Seed of initialisation, data order, augmentation and dropout.
-    #[arg(long)]
-    seed: Option<u64>,
     /// Use only N training images.
     #[arg(long, value_name = "N")]
     train_images: Option<usize>,
@@ -496,6 +482,24 @@ struct RunArgs {
     /// stopping at the first; `skip_bad_images = true` in `[data]` does the same.
     #[arg(long)]
     skip_bad_images: bool,
+}
+
+impl RecipeArgs {
+    /// These overrides as `train::Settings`, with no `--set` and no seed.
+    fn settings(self) -> netc::train::Settings {
+        let RecipeArgs { profile, epochs, batch_size, lr, data, train_images, test_images, skip_bad_images } = self;
+        netc::train::Settings {
+            profile,
+            epochs,
+            batch_size,
+            lr,
+            data,
+            train_images,
+            test_images,
+            skip_bad_images,
+            ..Default::default()
+        }
+    }
 }
 
 fn parse_data(s: &str) -> Result<DataSource, String> {
@@ -580,18 +584,7 @@ fn execute(command: Command) -> Result<ExitCode, String> {
         }
         Command::Run { spec, settings: a, resume, out, on, quiet, stop_after_steps } => {
             let (engine, device) = on.resolve()?;
-            let settings = netc::train::Settings {
-                profile: a.profile,
-                set: parse_sets(&a.set)?,
-                epochs: a.epochs,
-                batch_size: a.batch_size,
-                lr: a.lr,
-                data: a.data,
-                seed: a.seed,
-                train_images: a.train_images,
-                test_images: a.test_images,
-                skip_bad_images: a.skip_bad_images,
-            };
+            let settings = netc::train::Settings { set: parse_sets(&a.set)?, seed: a.seed, ..a.recipe.settings() };
             let _ = ctrlc::set_handler(|| netc::train::INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst));
             let opts = netc::train::RunOptions { spec, resume, settings, out, quiet, stop_after_steps, engine, device };
             match netc::train::run(&opts)? {
@@ -609,24 +602,7 @@ fn execute(command: Command) -> Result<ExitCode, String> {
                 netc::train::RunOutcome::Interrupted { .. } => Ok(ExitCode::from(130)),
             }
         }
-        Command::Sweep {
-            specs,
-            seeds,
-            set,
-            profile,
-            epochs,
-            batch_size,
-            lr,
-            data,
-            train_images,
-            test_images,
-            skip_bad_images,
-            out,
-            on,
-            jobs,
-            quiet,
-            stop_after_steps,
-        } => {
+        Command::Sweep { specs, seeds, set, recipe, out, on, jobs, quiet, stop_after_steps } => {
             let (engine, device) = on.resolve()?;
             if jobs != 1 {
                 return Err(format!(
@@ -635,17 +611,7 @@ fn execute(command: Command) -> Result<ExitCode, String> {
             }
             let seeds = netc::sweep::parse_seeds(&seeds)?;
             let grid = set.iter().map(|s| netc::sweep::parse_set_values(s)).collect::<Result<Vec<_>, _>>()?;
-            let settings = netc::train::Settings {
-                profile,
-                epochs,
-                batch_size,
-                lr,
-                data,
-                train_images,
-                test_images,
-                skip_bad_images,
-                ..Default::default()
-            };
+            let settings = recipe.settings();
             let _ = ctrlc::set_handler(|| netc::train::INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst));
             let request = netc::sweep::SweepRequest {
                 specs,

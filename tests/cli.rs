@@ -1,15 +1,10 @@
 //! The `netc` binary: exit codes and what each format prints.
 
+mod common;
+
 use std::process::Command;
 
-fn netc(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_netc")).args(args).output().expect("netc runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into(),
-        String::from_utf8_lossy(&out.stderr).into(),
-    )
-}
+use common::netc;
 
 #[test]
 fn check_exits_zero_on_clean_specs_and_libraries() {

@@ -2,17 +2,11 @@
 //! uninterrupted ones; bad grids are refused before anything is written;
 //! and `netc compare` over a sweep directory groups runs over seeds.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
 
-fn netc(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_netc")).args(args).output().expect("netc runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into(),
-        String::from_utf8_lossy(&out.stderr).into(),
-    )
-}
+use std::path::{Path, PathBuf};
+
+use common::netc;
 
 fn temp(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("netc-sweep-{name}-{}", std::process::id()));

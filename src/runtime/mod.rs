@@ -9,4 +9,4 @@ pub mod native;
 pub mod ops;
 pub mod portable;
 
-pub use model::{Kernels, Mismatch, Mode, Model, Output, parse_device};
+pub use model::{Kernels, Mismatch, Mode, Model, Output, device_name, error_text, parse_device};

@@ -136,17 +136,28 @@ pub fn parse_device(name: &str) -> std::result::Result<Device, String> {
                     "`{n}`: this netc was built without CUDA; rebuild with --features cuda (docs/gpu.md)"
                 ));
             }
-            Device::new_cuda(ordinal).map_err(|e| {
-                // candle appends a backtrace when RUST_BACKTRACE is set; a
-                // missing GPU or driver needs none.
-                let e = match e {
-                    candle_core::Error::WithBacktrace { inner, .. } => *inner,
-                    e => e,
-                };
-                format!("`{n}`: cannot open CUDA device {ordinal}: {e}")
-            })
+            Device::new_cuda(ordinal)
+                .map_err(|e| format!("`{n}`: cannot open CUDA device {ordinal}: {}", error_text(e)))
         }
         other => Err(format!("unknown device `{other}`; expected `cpu` or `cuda[:N]`")),
+    }
+}
+
+/// `cpu` or `cuda:N`: the name `--device` takes.
+pub fn device_name(device: &Device) -> String {
+    match device.location() {
+        candle_core::DeviceLocation::Cuda { gpu_id } => format!("cuda:{gpu_id}"),
+        _ => "cpu".to_string(),
+    }
+}
+
+/// A candle error as one message, without the backtrace candle appends
+/// when `RUST_BACKTRACE` is set: a missing GPU or a device out of memory
+/// needs none.
+pub fn error_text(e: candle_core::Error) -> String {
+    match e {
+        candle_core::Error::WithBacktrace { inner, .. } => inner.to_string(),
+        e => e.to_string(),
     }
 }
 
@@ -192,7 +203,9 @@ impl Model {
         if kernels == Kernels::Cpu && !device.is_cpu() {
             candle_core::bail!("netc's CPU kernels run on the CPU only; use the portable ones on {device:?}");
         }
-        let copy = |t: &Tensor| t.to_device(device).and_then(|t| t.copy());
+        // A tensor moved to its own device shares its storage: copy it
+        // there, so that the two models' variables stay apart.
+        let copy = |t: &Tensor| if t.device().same_device(device) { t.copy() } else { t.to_device(device) };
         let params = self
             .params
             .iter()

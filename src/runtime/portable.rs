@@ -46,7 +46,7 @@ pub fn max_pool2d(x: &Tensor, kernel: usize, stride: usize, padding: usize, ceil
     let pool = Pool { kernel, stride, padding, ceil_mode };
     let (n, c, h, w) = x.dims4()?;
     let (oh, ow) = (pool.windows("max_pool2d", h)?.len(), pool.windows("max_pool2d", w)?.len());
-    let padded = pad_for(x, pool, oh, ow, f64::NEG_INFINITY)?;
+    let padded = pad_for_max(x, pool, oh, ow)?;
     let (hp, wp) = (padded.dim(2)?, padded.dim(3)?);
     let first = windows(&padded.detach(), pool, oh, ow)?.argmax(D::Minus1)?;
     // Window-local index a -> offset in the padded plane: (a / k) rows and
@@ -94,29 +94,24 @@ fn windows(padded: &Tensor, pool: Pool, oh: usize, ow: usize) -> Result<Tensor> 
     x.permute((0, 1, 2, 4, 3, 5))?.contiguous()?.reshape((n, c, oh, ow, k * k))
 }
 
-/// `x` padded with `fill` by the pool's padding before, and after as far as
-/// the last window reaches: (out - 1) * stride + k in padded coordinates,
-/// which in ceil mode may be past the padding.
-fn pad_for(x: &Tensor, pool: Pool, oh: usize, ow: usize, fill: f64) -> Result<Tensor> {
+/// `x` padded with negative infinity (which no maximum takes) by the
+/// pool's padding before, and after as far as the last window reaches:
+/// (out - 1) * stride + k in padded coordinates, which in ceil mode may be
+/// past the padding.
+fn pad_for_max(x: &Tensor, pool: Pool, oh: usize, ow: usize) -> Result<Tensor> {
     let (_, _, h, w) = x.dims4()?;
     let Pool { kernel: k, stride, padding, .. } = pool;
     let after = |out: usize, size: usize| ((out - 1) * stride + k).saturating_sub(size + padding);
-    let x = pad(x, 2, padding, after(oh, h), fill)?;
-    pad(&x, 3, padding, after(ow, w), fill)
+    let x = pad(x, 2, padding, after(oh, h))?;
+    pad(&x, 3, padding, after(ow, w))
 }
 
-/// `x` with `before` and `after` elements of `fill` added along `dim`.
-fn pad(x: &Tensor, dim: usize, before: usize, after: usize, fill: f64) -> Result<Tensor> {
-    if before == 0 && after == 0 {
-        return Ok(x.clone());
-    }
-    if fill == 0.0 {
-        return x.pad_with_zeros(dim, before, after);
-    }
+/// `x` with `before` and `after` elements of negative infinity added along `dim`.
+fn pad(x: &Tensor, dim: usize, before: usize, after: usize) -> Result<Tensor> {
     let block = |len: usize| -> Result<Tensor> {
         let mut dims = x.dims().to_vec();
         dims[dim] = len;
-        Tensor::full(fill, dims, x.device())?.to_dtype(x.dtype())
+        Tensor::full(f64::NEG_INFINITY, dims, x.device())?.to_dtype(x.dtype())
     };
     let mut parts = Vec::with_capacity(3);
     if before > 0 {

@@ -17,7 +17,7 @@ use super::engine::{StepLoss, Trainer};
 use super::optim::StepSettings;
 use crate::data::Batch;
 use crate::recipe::{Optimizer as OptimizerSettings, OptimizerKind};
-use crate::runtime::{Mode, Model};
+use crate::runtime::{Mode, Model, error_text};
 
 pub struct CandleTrainer {
     model: Model,
@@ -49,7 +49,7 @@ impl CandleTrainer {
         if value.is_finite() {
             let grads = loss.backward()?;
             let scale = match s.grad_clip {
-                Some(limit) => Some(clip_scale(self.model.params(), &grads, limit)?),
+                Some(limit) => clip_scale(self.model.params(), &grads, limit)?,
                 None => None,
             };
             self.optimizer.step(self.model.params(), &grads, scale.as_ref(), s.lr)?;
@@ -64,13 +64,13 @@ impl Trainer for CandleTrainer {
     }
 
     fn step(&mut self, batch: &Batch, s: &StepSettings) -> std::result::Result<StepLoss, String> {
-        self.try_step(batch, s).map_err(text)
+        self.try_step(batch, s).map_err(error_text)
     }
 
     fn logits(&mut self, images: &Tensor) -> std::result::Result<Vec<f32>, String> {
-        let images = images.to_device(self.model.device()).map_err(text)?;
-        let logits = self.model.forward(&images, Mode::Eval, &[], 0).map_err(text)?.logits;
-        logits.flatten_all().and_then(|t| t.to_vec1()).map_err(text)
+        let images = images.to_device(self.model.device()).map_err(error_text)?;
+        let logits = self.model.forward(&images, Mode::Eval, &[], 0).map_err(error_text)?.logits;
+        logits.flatten_all().and_then(|t| t.to_vec1()).map_err(error_text)
     }
 
     fn model_state(&self) -> std::result::Result<BTreeMap<String, Tensor>, String> {
@@ -90,16 +90,7 @@ impl Trainer for CandleTrainer {
 }
 
 fn on_cpu(state: BTreeMap<String, Tensor>) -> std::result::Result<BTreeMap<String, Tensor>, String> {
-    state.into_iter().map(|(k, t)| t.to_device(&Device::Cpu).map(|t| (k, t)).map_err(text)).collect()
-}
-
-/// A candle error as one message: without the backtrace candle appends
-/// when `RUST_BACKTRACE` is set (a device out of memory needs none).
-fn text(e: candle_core::Error) -> String {
-    match e {
-        candle_core::Error::WithBacktrace { inner, .. } => inner.to_string(),
-        e => e.to_string(),
-    }
+    state.into_iter().map(|(k, t)| t.to_device(&Device::Cpu).map(|t| (k, t)).map_err(error_text)).collect()
 }
 
 /// The mean cross-entropy of `logits` `[N, K]` against `labels` (u32),
@@ -120,20 +111,20 @@ pub fn cross_entropy(logits: &Tensor, labels: &Tensor, eps: f64) -> Result<Tenso
 }
 
 /// The factor that brings the gradients' global L2 norm down to `limit`
-/// (1 when it is at most that), as a scalar tensor on the device.
-fn clip_scale(params: &BTreeMap<String, Var>, grads: &GradStore, limit: f64) -> Result<Tensor> {
-    let mut squares = Vec::new();
-    for var in params.values() {
-        if let Some(g) = grads.get(var.as_tensor()) {
-            squares.push(g.sqr()?.sum_all()?);
-        }
+/// (1 when it is at most that), as a scalar tensor on the device; `None`
+/// when no parameter has a gradient.
+fn clip_scale(params: &BTreeMap<String, Var>, grads: &GradStore, limit: f64) -> Result<Option<Tensor>> {
+    let squares = params
+        .values()
+        .filter_map(|var| grads.get(var.as_tensor()))
+        .map(|g| g.sqr()?.sum_all())
+        .collect::<Result<Vec<_>>>()?;
+    if squares.is_empty() {
+        return Ok(None);
     }
-    let Some(first) = squares.first() else {
-        return Tensor::new(1f32, &Device::Cpu);
-    };
     let norm = Tensor::stack(&squares, 0)?.sum_all()?.sqrt()?;
     // limit / max(norm, limit)
-    norm.maximum(limit)?.recip()?.affine(limit, 0.0)?.to_device(first.device())
+    Ok(Some(norm.maximum(limit)?.recip()?.affine(limit, 0.0)?))
 }
 
 /// SGD (momentum, Nesterov, L2 weight decay) and AdamW (decoupled decay)

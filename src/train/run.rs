@@ -668,12 +668,11 @@ fn draw_probes(cx: &Context, net: &dyn Trainer, mut model: Model) -> Result<(), 
     super::report::write_report(cx.dir, graph, recipe, Some(&scores))
 }
 
-/// "the native engine" or "the candle engine on cuda:0", for messages.
-pub fn engine_words(engine: Engine, device: &Device) -> String {
-    match (engine, device.location()) {
-        (Engine::Native, _) => "native engine".to_string(),
-        (Engine::Candle, candle_core::DeviceLocation::Cuda { gpu_id }) => format!("candle engine on cuda:{gpu_id}"),
-        (Engine::Candle, _) => "candle engine on the CPU".to_string(),
+/// "native engine" or "candle engine on cuda:0", for messages.
+fn engine_words(engine: Engine, device: &Device) -> String {
+    match engine {
+        Engine::Native => "native engine".to_string(),
+        Engine::Candle => format!("candle engine on {}", crate::runtime::device_name(device)),
     }
 }
 

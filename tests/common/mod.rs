@@ -9,6 +9,13 @@ use candle_core::{DType, Device, Tensor};
 
 use netc::compile::{compile_file, compile_source};
 
+/// Runs the netc binary: its exit code, stdout and stderr.
+pub fn netc(args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_netc")).args(args).output().expect("netc runs");
+    let text = |b: &[u8]| String::from_utf8_lossy(b).to_string();
+    (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr))
+}
+
 /// A path relative to the crate root, so that snapshots do not depend on
 /// where the checkout lives.
 pub fn relative(path: &Path) -> PathBuf {
