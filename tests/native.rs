@@ -122,7 +122,9 @@ fn inline(spec: &str) -> netc::graph::Graph {
 }
 
 /// Without ReLU or max pooling, no rounding difference can flip a mask or
-/// move a maximum, so the engines agree to float precision.
+/// move a maximum, so the engines agree to float precision. `w` and `d`
+/// have the channels for Winograd's F(2x2, 3x3), plain and dilated, and
+/// an odd size, which leaves partial tiles.
 #[test]
 fn smooth_net_to_float_precision() {
     let spec = r#"
@@ -130,7 +132,9 @@ net smooth(classes = 10) {
     input x: [3, 12, 12]
     a = x |> conv(8, 3, stride = 2, pad = 1) |> bn |> sigmoid
     b = a |> conv(8, 3, pad = 2, dilation = 2, groups = 2) |> bn |> sigmoid
-    c = concat(a, b |> upsample(size = [6, 6], mode = bilinear)) |> conv(6, 1) |> bn
+    w = concat(a, b) |> conv(16, 1) |> conv(20, 3, pad = 1) |> bn |> sigmoid
+    d = w |> conv(16, 3, pad = 0, dilation = 2, bias = false) |> bn |> sigmoid |> upsample(size = [6, 6])
+    c = concat(a, b |> upsample(size = [6, 6], mode = bilinear), d) |> conv(6, 1) |> bn
     logits = c |> sigmoid |> avgpool(2) |> linear(classes)
     return logits
 }

@@ -1,7 +1,10 @@
-//! 2-d convolution on NHWC batches: im2col plus one matrix product per
-//! chunk of output pixels, and for 1x1 convolutions the product alone.
+//! 2-d convolution on NHWC batches, by one of two algorithms
+//! ([`Algorithm`]): im2col plus one matrix product per chunk of output
+//! pixels (for 1x1 convolutions the product alone), or Winograd's
+//! F(2x2, 3x3) for stride-1 3x3 convolutions ([`super::winograd`]).
 //!
-//! The engine keeps a convolution's weight in gemm order, `wt[co][(i, j, ci)]`
+//! A convolution's weight is kept in the form its algorithm reads
+//! ([`prepare_weights`]). For im2col that is gemm order, `wt[co][(i, j, ci)]`
 //! (the IR's `[co][ci][i][j]` with the channel innermost), so that a
 //! column of im2col is `k * k` contiguous runs of input channels and every
 //! product writes rows of NHWC output directly. Both gradients are matrix
@@ -15,6 +18,53 @@ use rayon::prelude::*;
 
 use super::linalg::{Strides, matmul};
 use super::par::{part_count, split};
+use super::winograd;
+
+/// How a convolution is computed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Algorithm {
+    Im2col,
+    Winograd,
+}
+
+impl Algorithm {
+    /// The faster algorithm for `g`: Winograd where it applies and the
+    /// channels are many enough that the products, not the transforms,
+    /// dominate (see docs/performance.md).
+    pub fn choose(g: &ConvGeom) -> Algorithm {
+        if winograd::supports(g) && g.cin >= WINOGRAD_MIN_CHANNELS && g.cout >= WINOGRAD_MIN_CHANNELS {
+            Algorithm::Winograd
+        } else {
+            Algorithm::Im2col
+        }
+    }
+
+    /// Whether this algorithm can compute `g`.
+    pub fn supports(self, g: &ConvGeom) -> bool {
+        match self {
+            Algorithm::Im2col => true,
+            Algorithm::Winograd => winograd::supports(g),
+        }
+    }
+}
+
+/// Below this many input or output channels a 3x3 convolution stays with
+/// im2col.
+const WINOGRAD_MIN_CHANNELS: usize = 16;
+
+/// The weight `w` (IR order) in the form `algorithm` reads, into `wt`.
+pub fn prepare_weights(g: &ConvGeom, algorithm: Algorithm, w: &[f32], wt: &mut Vec<f32>) {
+    match algorithm {
+        Algorithm::Im2col => {
+            wt.resize(w.len(), 0.0);
+            to_gemm_order(g, w, wt);
+        }
+        Algorithm::Winograd => {
+            wt.resize(16 * g.cin * g.cout, 0.0);
+            winograd::transform_weights(g, w, wt);
+        }
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ConvGeom {
@@ -74,7 +124,7 @@ impl ConvGeom {
 }
 
 /// `wt[co][(i, j, ci)]` from the IR's `w[co][ci][i][j]`.
-pub fn to_gemm_order(g: &ConvGeom, w: &[f32], wt: &mut [f32]) {
+fn to_gemm_order(g: &ConvGeom, w: &[f32], wt: &mut [f32]) {
     let (k, cig) = (g.k, g.cin_group());
     for co in 0..g.cout {
         for ci in 0..cig {
@@ -86,7 +136,7 @@ pub fn to_gemm_order(g: &ConvGeom, w: &[f32], wt: &mut [f32]) {
 }
 
 /// The inverse of [`to_gemm_order`], for gradients.
-pub fn from_gemm_order(g: &ConvGeom, wt: &[f32], w: &mut [f32]) {
+fn from_gemm_order(g: &ConvGeom, wt: &[f32], w: &mut [f32]) {
     let (k, cig) = (g.k, g.cin_group());
     for co in 0..g.cout {
         for ci in 0..cig {
@@ -156,14 +206,21 @@ fn col2im(g: &ConvGeom, cols: &[f32], group: usize, rows: Range<usize>, dx: &mut
     }
 }
 
-/// `y = conv(x, w) + bias` for a batch; `wt` is the weight in gemm order.
-pub fn forward(g: &ConvGeom, x: &[f32], wt: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
+/// `y = conv(x, w) + bias` for a batch; `wt` is the weight from
+/// [`prepare_weights`] for the same algorithm.
+pub fn forward(g: &ConvGeom, algorithm: Algorithm, x: &[f32], wt: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
     let per_image = g.out_pixels() * g.cout;
     let parts = part_count(g.n, g.work_per_image());
     let images_per_part = g.n.div_ceil(parts).max(1);
     y[..g.n * per_image].par_chunks_mut(images_per_part * per_image).enumerate().for_each(|(p, y)| {
-        let first_row = p * images_per_part * g.out_pixels();
-        forward_rows(g, x, wt, bias, first_row..first_row + y.len() / g.cout, y);
+        let first = p * images_per_part;
+        match algorithm {
+            Algorithm::Im2col => {
+                let first_row = first * g.out_pixels();
+                forward_rows(g, x, wt, bias, first_row..first_row + y.len() / g.cout, y)
+            }
+            Algorithm::Winograd => winograd::forward_images(g, x, wt, bias, first..first + y.len() / per_image, y),
+        }
     });
 }
 
@@ -202,32 +259,43 @@ fn forward_rows(g: &ConvGeom, x: &[f32], wt: &[f32], bias: Option<&[f32]>, rows:
 
 /// The gradients of a convolution from the output gradient `dy`: the input
 /// gradient is written into `dx` (added, when its flag says so; None when
-/// the input needs none), the weight gradient (gemm order) written to
-/// `dwt`, the bias gradient to `dbias`. `partials` holds each thread's
-/// share of the last two between calls, so that they are not allocated
-/// every step.
+/// the input needs none), the weight gradient (IR order) written to `dw`,
+/// the bias gradient to `dbias`. `partials` holds each thread's share of
+/// the last two between calls, so that they are not allocated every step.
 #[allow(clippy::too_many_arguments)]
 pub fn backward(
     g: &ConvGeom,
+    algorithm: Algorithm,
     x: &[f32],
     wt: &[f32],
     dy: &[f32],
     dx: Option<(&mut [f32], bool)>,
-    dwt: &mut [f32],
+    dw: &mut [f32],
     dbias: Option<&mut [f32]>,
     partials: &mut Vec<Vec<f32>>,
 ) {
     let parts = part_count(g.n, g.work_per_image());
     let ranges = split(g.n, parts);
     let add = dx.as_ref().is_some_and(|d| d.1);
+    let weights = wt.len();
     partials.resize_with(ranges.len(), Vec::new);
     partials.truncate(ranges.len());
     for p in partials.iter_mut() {
         p.clear();
-        p.resize(g.cout * g.field() + g.cout, 0.0);
+        p.resize(weights + g.cout, 0.0);
     }
     let part = |images: Range<usize>, dx: Option<&mut [f32]>, partial: &mut Vec<f32>| {
-        backward_images(g, x, wt, dy, images, dx, add, partial)
+        let (dwt, dbias) = partial.split_at_mut(weights);
+        for row in dy[images.start * g.out_pixels() * g.cout..images.end * g.out_pixels() * g.cout].chunks_exact(g.cout)
+        {
+            for (d, v) in dbias.iter_mut().zip(row) {
+                *d += *v;
+            }
+        }
+        match algorithm {
+            Algorithm::Im2col => backward_images(g, x, wt, dy, images, dx, add, dwt),
+            Algorithm::Winograd => winograd::backward_images(g, x, wt, dy, images, dx, add, dwt),
+        }
     };
     match dx {
         Some((dx, _)) => {
@@ -243,13 +311,15 @@ pub fn backward(
         }
         None => ranges.into_par_iter().zip(partials.par_iter_mut()).for_each(|(r, p)| part(r, None, p)),
     }
-    let (first, rest) = partials.split_first().expect("a batch has at least one image");
-    let weights = dwt.len();
-    dwt.copy_from_slice(&first[..weights]);
-    for p in rest {
-        for (d, v) in dwt.iter_mut().zip(&p[..weights]) {
+    let (total, rest) = partials.split_first_mut().expect("a batch has at least one image");
+    for p in rest.iter() {
+        for (d, v) in total[..weights].iter_mut().zip(&p[..weights]) {
             *d += *v;
         }
+    }
+    match algorithm {
+        Algorithm::Im2col => from_gemm_order(g, &total[..weights], dw),
+        Algorithm::Winograd => winograd::weight_gradient(g, &total[..weights], dw),
     }
     if let Some(dbias) = dbias {
         dbias.fill(0.0);
@@ -262,8 +332,8 @@ pub fn backward(
 }
 
 /// One thread's share of the backward pass: the images `images`. Adds the
-/// partial weight gradient (gemm order) and then the partial bias gradient
-/// into `partial`; writes the input gradient into `dx` (those images only).
+/// partial weight gradient (gemm order) into `dwt`; writes the input
+/// gradient into `dx` (those images only).
 #[allow(clippy::too_many_arguments)]
 fn backward_images(
     g: &ConvGeom,
@@ -273,16 +343,10 @@ fn backward_images(
     images: Range<usize>,
     mut dx: Option<&mut [f32]>,
     add: bool,
-    partial: &mut [f32],
+    dwt: &mut [f32],
 ) {
     let (cig, cog, field) = (g.cin_group(), g.cout_group(), g.field());
     let rows = images.start * g.out_pixels()..images.end * g.out_pixels();
-    let (dwt, dbias) = partial.split_at_mut(g.cout * field);
-    for row in dy[rows.start * g.cout..rows.end * g.cout].chunks_exact(g.cout) {
-        for (d, v) in dbias.iter_mut().zip(row) {
-            *d += *v;
-        }
-    }
     if g.pointwise() {
         let m = rows.len();
         for group in 0..g.groups {

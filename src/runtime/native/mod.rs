@@ -24,12 +24,13 @@ mod norm;
 mod par;
 mod pointwise;
 pub mod window;
+mod winograd;
 
 use std::collections::BTreeMap;
 
 use candle_core::{Device, Tensor};
 
-use self::conv::ConvGeom;
+use self::conv::{Algorithm, ConvGeom};
 use self::pointwise::{Arith, Hwc};
 use self::window::{Nhwc, PoolWindow};
 use super::{Mode, Model};
@@ -57,11 +58,11 @@ enum Exec {
     Alias,
     Conv {
         geom: ConvGeom,
+        algorithm: Algorithm,
         weight: usize,
         bias: Option<usize>,
-        /// The weight in gemm order, and its gradient.
+        /// The weight in the form the algorithm reads.
         wt: Vec<f32>,
-        dwt: Vec<f32>,
         /// Per-thread partial gradients, kept between steps.
         partials: Vec<Vec<f32>>,
     },
@@ -125,9 +126,9 @@ pub struct Net {
     first_use: Vec<Vec<usize>>,
     shapes: Vec<Hwc>,
     params: Vec<Param>,
-    /// Whether the convolutions' gemm-order weights are behind the
+    /// Whether the convolutions' prepared weights are behind the
     /// parameters (set by [`Net::params_mut`] and [`Net::load`]).
-    gemm_weights_stale: bool,
+    prepared_weights_stale: bool,
     /// Examples the buffers hold.
     capacity: usize,
     /// Examples in the last forward pass.
@@ -242,13 +243,12 @@ impl Net {
                         dilation: *dilation,
                         groups: *groups,
                     };
-                    let len = params[need("weight")?].value.len();
                     Exec::Conv {
+                        algorithm: Algorithm::choose(&geom),
                         geom,
                         weight: need("weight")?,
                         bias: if *bias { Some(need("bias")?) } else { None },
-                        wt: vec![0.0; len],
-                        dwt: vec![0.0; len],
+                        wt: Vec::new(),
                         partials: Vec::new(),
                     }
                 }
@@ -320,7 +320,7 @@ impl Net {
             graph: graph.clone(),
             inputs,
             first_use,
-            gemm_weights_stale: true,
+            prepared_weights_stale: true,
             grads: (0..n).map(|_| None).collect(),
             acts: (0..n).map(|_| Vec::new()).collect(),
             exec,
@@ -341,7 +341,7 @@ impl Net {
     }
 
     pub fn params_mut(&mut self) -> &mut [Param] {
-        self.gemm_weights_stale = true;
+        self.prepared_weights_stale = true;
         &mut self.params
     }
 
@@ -380,7 +380,7 @@ impl Net {
         for p in &mut self.params {
             p.value = read(&p.name, p.value.len())?;
         }
-        self.gemm_weights_stale = true;
+        self.prepared_weights_stale = true;
         for (node, e) in self.graph.nodes.iter().zip(&mut self.exec) {
             if let Exec::BatchNorm { running_mean, running_var, .. } = e {
                 *running_mean = read(&format!("{}.running_mean", node.name), running_mean.len())?;
@@ -418,10 +418,10 @@ impl Net {
         self.batch = n;
         self.mode = mode;
         let mut dropout = Rng::new(mix(&[dropout_seed, TAG_DROPOUT]));
-        let reorder = std::mem::replace(&mut self.gemm_weights_stale, false);
+        let prepare = std::mem::replace(&mut self.prepared_weights_stale, false);
         for id in 0..self.graph.nodes.len() {
             let start = self.profile.is_some().then(std::time::Instant::now);
-            self.forward_node(id, images, &mut dropout, reorder);
+            self.forward_node(id, images, &mut dropout, prepare);
             self.record(id, Pass::Forward, start);
         }
         let (out, s) = (self.source[self.graph.output], self.shapes[self.graph.output]);
@@ -453,8 +453,8 @@ impl Net {
         self.capacity = n;
     }
 
-    /// Runs node `id`; `reorder`: its weights changed since the last pass.
-    fn forward_node(&mut self, id: NodeId, images: &[f32], dropout: &mut Rng, reorder: bool) {
+    /// Runs node `id`; `prepare`: its weights changed since the last pass.
+    fn forward_node(&mut self, id: NodeId, images: &[f32], dropout: &mut Rng, prepare: bool) {
         if self.source[id] != id {
             return;
         }
@@ -470,12 +470,12 @@ impl Net {
         match &mut self.exec[id] {
             Exec::Input => pointwise::nchw_to_nhwc(images, s, n, y),
             Exec::Alias => unreachable!("aliases have no buffer"),
-            Exec::Conv { geom, weight, bias, wt, .. } => {
+            Exec::Conv { geom, algorithm, weight, bias, wt, .. } => {
                 geom.n = n;
-                if reorder {
-                    conv::to_gemm_order(geom, &params[*weight].value, wt);
+                if prepare {
+                    conv::prepare_weights(geom, *algorithm, &params[*weight].value, wt);
                 }
-                conv::forward(geom, x(0), wt, bias.map(|b| params[b].value.as_slice()), y);
+                conv::forward(geom, *algorithm, x(0), wt, bias.map(|b| params[b].value.as_slice()), y);
             }
             Exec::BatchNorm { eps, momentum, relu, weight, bias, running_mean, running_var, mean, var } => {
                 let (w, b) = (&params[*weight].value, &params[*bias].value);
@@ -657,10 +657,11 @@ impl Net {
         let dx0 = dxs[0].as_mut();
         match &mut self.exec[id] {
             Exec::Input | Exec::Alias => unreachable!("no backward pass through the input or an alias"),
-            Exec::Conv { geom, weight, bias, wt, dwt, partials } => {
+            Exec::Conv { geom, algorithm, weight, bias, wt, partials } => {
                 let mut dbias = bias.map(|_| vec![0.0; geom.cout]);
-                conv::backward(geom, x(0), wt, dy, dx0.map(GradBuf::writing), dwt, dbias.as_deref_mut(), partials);
-                conv::from_gemm_order(geom, dwt, &mut params[*weight].grad);
+                let dx = dx0.map(GradBuf::writing);
+                let dw = &mut params[*weight].grad;
+                conv::backward(geom, *algorithm, x(0), wt, dy, dx, dw, dbias.as_deref_mut(), partials);
                 if let (Some(b), Some(db)) = (bias, dbias) {
                     params[*b].grad.copy_from_slice(&db);
                 }
