@@ -50,7 +50,75 @@ fn time(g: &ConvGeom) -> [(f64, f64); 2] {
     times.map(|(f, b)| (median(f), median(b)))
 }
 
+/// Forward and backward milliseconds of 1x1 convolutions of one input
+/// (`size` pixels square, `cin` channels) into `couts`, run one by one.
+fn time_pointwise(size: usize, cin: usize, couts: &[usize]) -> (f64, f64) {
+    let geom = |cout| ConvGeom {
+        n: 64,
+        h: size,
+        w: size,
+        cin,
+        oh: size,
+        ow: size,
+        cout,
+        k: 1,
+        stride: 1,
+        padding: 0,
+        dilation: 1,
+        groups: 1,
+    };
+    let x: Vec<f32> = (0..64 * size * size * cin).map(|i| (i % 7) as f32 * 0.1 - 0.3).collect();
+    let mut dx = vec![0.0; x.len()];
+    let (mut fwd, mut bwd) = (Vec::new(), Vec::new());
+    let layers: Vec<_> = couts
+        .iter()
+        .map(|&c| {
+            let g = geom(c);
+            let mut wt = Vec::new();
+            conv::prepare_weights(&g, Algorithm::Im2col, &vec![0.01; c * cin], &mut wt);
+            (
+                g,
+                wt,
+                vec![0.0f32; 64 * size * size * c],
+                vec![0.1f32; 64 * size * size * c],
+                vec![0.0; c * cin],
+                vec![0.0; c],
+                Vec::new(),
+            )
+        })
+        .collect::<Vec<_>>();
+    let mut layers = layers;
+    for run in 0..8 {
+        let start = Instant::now();
+        for (g, wt, y, _, _, _, _) in layers.iter_mut() {
+            conv::forward(g, Algorithm::Im2col, &x, wt, None, y);
+        }
+        let f = start.elapsed().as_secs_f64() * 1e3;
+        let start = Instant::now();
+        for (i, (g, wt, _, dy, dw, db, partials)) in layers.iter_mut().enumerate() {
+            conv::backward(g, Algorithm::Im2col, &x, wt, dy, Some((&mut dx, i > 0)), dw, Some(db), partials);
+        }
+        let b = start.elapsed().as_secs_f64() * 1e3;
+        if run > 0 {
+            fwd.push(f);
+            bwd.push(b);
+        }
+    }
+    (median(fwd), median(bwd))
+}
+
 fn main() {
+    for (size, cin, couts) in [
+        (32usize, 48usize, vec![16usize, 24, 4]),
+        (16, 120, vec![48, 24, 4]),
+        (32, 192, vec![64, 96, 16]),
+        (16, 480, vec![192, 96, 16]),
+    ] {
+        let (f, b) = time_pointwise(size, cin, &couts);
+        let total: usize = couts.iter().sum();
+        let (fs, bs) = time_pointwise(size, cin, &[total]);
+        println!("1x1 {size} {cin} {couts:?}: separate {f:.2} {b:.2}, stacked {fs:.2} {bs:.2}");
+    }
     println!("batch 64, {} threads; ms per pass, median of 7", rayon::current_num_threads());
     println!(
         "{:>5} {:>4} {:>4} {:>4} | {:>8} {:>8} | {:>8} {:>8} | {:>6}",

@@ -123,8 +123,9 @@ fn inline(spec: &str) -> netc::graph::Graph {
 
 /// Without ReLU or max pooling, no rounding difference can flip a mask or
 /// move a maximum, so the engines agree to float precision. `w` and `d`
-/// have the channels for Winograd's F(2x2, 3x3), plain and dilated, and
-/// an odd size, which leaves partial tiles.
+/// have the channels for Winograd's F(2x2, 3x3), plain and dilated, `d`
+/// with partial tiles; the last three 1x1 convolutions read the same
+/// input, so their backward passes run as one.
 #[test]
 fn smooth_net_to_float_precision() {
     let spec = r#"
@@ -134,7 +135,8 @@ net smooth(classes = 10) {
     b = a |> conv(8, 3, pad = 2, dilation = 2, groups = 2) |> bn |> sigmoid
     w = concat(a, b) |> conv(16, 1) |> conv(20, 3, pad = 1) |> bn |> sigmoid
     d = w |> conv(16, 3, pad = 0, dilation = 2, bias = false) |> bn |> sigmoid |> upsample(size = [6, 6])
-    c = concat(a, b |> upsample(size = [6, 6], mode = bilinear), d) |> conv(6, 1) |> bn
+    e = concat(a, b |> upsample(size = [6, 6], mode = bilinear), d)
+    c = concat(e |> conv(6, 1) |> sigmoid, e |> conv(3, 1, bias = false), e |> conv(1, 1) |> sigmoid) |> bn
     logits = c |> sigmoid |> avgpool(2) |> linear(classes)
     return logits
 }
@@ -228,14 +230,16 @@ net alias(classes = 10) {
 }
 
 /// A branch that does not reach the output gets no gradient, and the
-/// optimiser leaves its parameters alone, as PyTorch does with `None`.
+/// optimiser leaves its parameters alone, as PyTorch does with `None`;
+/// also when it is a 1x1 convolution whose backward pass runs with a
+/// sibling's that does reach it.
 #[test]
 fn parameters_off_the_output_path_are_not_updated() {
     let spec = r#"
 net dead(classes = 10) {
     input x: [3, 8, 8]
     unused = x |> conv(2, 1)
-    logits = x |> conv(4, 3, pad = 1) |> bn |> relu |> gap |> linear(classes)
+    logits = x |> conv(3, 1) |> conv(4, 3, pad = 1) |> bn |> relu |> gap |> linear(classes)
     return logits
 }
 "#;

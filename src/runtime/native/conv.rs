@@ -98,7 +98,7 @@ impl ConvGeom {
 
     /// A 1x1 convolution with stride 1 and no padding: its input rows are
     /// already the columns.
-    fn pointwise(&self) -> bool {
+    pub fn pointwise(&self) -> bool {
         self.k == 1 && self.stride == 1 && self.padding == 0
     }
 

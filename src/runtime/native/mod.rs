@@ -23,6 +23,7 @@ mod linalg;
 mod norm;
 mod par;
 mod pointwise;
+mod siblings;
 pub mod window;
 mod winograd;
 
@@ -32,6 +33,7 @@ use candle_core::{Device, Tensor};
 
 use self::conv::{Algorithm, ConvGeom};
 use self::pointwise::{Arith, Hwc};
+use self::siblings::Siblings;
 use self::window::{Nhwc, PoolWindow};
 use super::{Mode, Model};
 use crate::graph::{Graph, NodeId, Op, UpsampleMode};
@@ -126,6 +128,10 @@ pub struct Net {
     first_use: Vec<Vec<usize>>,
     shapes: Vec<Hwc>,
     params: Vec<Param>,
+    /// Groups of 1x1 convolutions that read the same input, whose backward
+    /// passes run as one, and each node's group.
+    siblings: Vec<Siblings>,
+    sibling_group: Vec<Option<usize>>,
     /// Whether the convolutions' prepared weights are behind the
     /// parameters (set by [`Net::params_mut`] and [`Net::load`]).
     prepared_weights_stale: bool,
@@ -316,7 +322,16 @@ impl Net {
             .iter()
             .map(|ins| ins.iter().map(|s| ins.iter().position(|t| t == s).expect("present")).collect())
             .collect();
+        let siblings = group_siblings(&exec, &inputs);
+        let mut sibling_group = vec![None; n];
+        for (i, group) in siblings.iter().enumerate() {
+            for &m in &group.members {
+                sibling_group[m] = Some(i);
+            }
+        }
         Ok(Net {
+            siblings,
+            sibling_group,
             graph: graph.clone(),
             inputs,
             first_use,
@@ -593,6 +608,15 @@ impl Net {
             if self.source[id] != id {
                 continue;
             }
+            if let Some(group) = self.sibling_group[id] {
+                // A later sibling's gradient waits in `grads` for the first.
+                if self.siblings[group].members[0] == id {
+                    let start = self.profile.is_some().then(std::time::Instant::now);
+                    self.backward_siblings(group);
+                    self.record(id, Pass::Backward, start);
+                }
+                continue;
+            }
             let Some(dy) = self.grads[id].take() else { continue };
             let start = self.profile.is_some().then(std::time::Instant::now);
             self.backward_node(id, &dy);
@@ -628,6 +652,41 @@ impl Net {
             };
             *profile.entry((kind, pass)).or_default() += start.elapsed().as_secs_f64();
         }
+    }
+
+    /// The backward pass of sibling group `group` (see [`Siblings`]).
+    fn backward_siblings(&mut self, group: usize) {
+        let members = self.siblings[group].members.clone();
+        let dys: Vec<Option<Vec<f32>>> = members.iter().map(|m| self.grads[*m].take()).collect();
+        if dys.iter().all(Option::is_none) {
+            return;
+        }
+        let src = self.inputs[members[0]][0];
+        let (n, s) = (self.batch, self.shapes[src]);
+        let mut dx = (src != 0).then(|| match self.grads[src].take() {
+            Some(data) => GradBuf { data, fresh: false },
+            None => GradBuf { data: take_buffer(&mut self.spare, n * s.len()), fresh: true },
+        });
+        let params_of = |e: &Exec| match e {
+            Exec::Conv { weight, bias, .. } => (*weight, *bias),
+            _ => unreachable!("siblings are convolutions"),
+        };
+        let params: Vec<(usize, Option<usize>)> = members.iter().map(|m| params_of(&self.exec[*m])).collect();
+        let siblings = &mut self.siblings[group];
+        siblings.load_weights(params.iter().map(|(w, _)| self.params[*w].value.as_slice()));
+        let dy_views: Vec<Option<&[f32]>> = dys.iter().map(|d| d.as_deref()).collect();
+        let x = &self.acts[src][..n * s.len()];
+        siblings.backward(x, n * s.pixels(), &dy_views, dx.as_mut().map(GradBuf::writing));
+        for (i, (w, b)) in params.iter().enumerate() {
+            self.params[*w].grad.copy_from_slice(siblings.weight_grad(i));
+            if let Some(b) = b {
+                self.params[*b].grad.copy_from_slice(siblings.bias_grad(i));
+            }
+        }
+        if let Some(dx) = dx {
+            self.grads[src] = Some(dx.data);
+        }
+        self.spare.extend(dys.into_iter().flatten());
     }
 
     fn backward_node(&mut self, id: NodeId, dy: &[f32]) {
@@ -825,6 +884,32 @@ impl GradBuf {
         self.fresh = false;
         (&mut self.data, accumulate)
     }
+}
+
+/// The groups of two or more 1x1 convolutions (stride 1, no padding, one
+/// group) that read the same node's output.
+fn group_siblings(exec: &[Exec], inputs: &[Vec<NodeId>]) -> Vec<Siblings> {
+    let mut by_input: BTreeMap<NodeId, Vec<NodeId>> = BTreeMap::new();
+    for (id, e) in exec.iter().enumerate() {
+        if let Exec::Conv { geom, .. } = e
+            && geom.pointwise()
+            && geom.groups == 1
+        {
+            by_input.entry(inputs[id][0]).or_default().push(id);
+        }
+    }
+    by_input
+        .into_values()
+        .filter(|members| members.len() > 1)
+        .map(|members| {
+            let geom = |id: NodeId| match &exec[id] {
+                Exec::Conv { geom, .. } => *geom,
+                _ => unreachable!("grouped as a convolution"),
+            };
+            let couts = members.iter().map(|m| geom(*m).cout).collect();
+            Siblings::new(members.clone(), geom(members[0]).cin, couts)
+        })
+        .collect()
 }
 
 /// A gradient buffer of `len` values left from earlier use (or zeros):

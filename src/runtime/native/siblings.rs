@@ -1,0 +1,167 @@
+//! One backward pass for sibling 1x1 convolutions: those that read the
+//! same input, as an inception block's first branch and the reductions
+//! before its 3x3s do.
+//!
+//! Run one by one, each adds its input gradient `dy_i · W_i` into the
+//! shared input's gradient: a pass over that (wide) gradient per sibling,
+//! each a product with only `cout_i` terms (4 at width 0.25), which `gemm`
+//! runs far below its speed. With the siblings' output gradients side by
+//! side, `[dy_1 | dy_2 | ...]`, and their weights stacked, the input
+//! gradient is one product with all their channels as terms and one pass
+//! over it, and the weight gradients one product too (`cargo bench --bench
+//! conv` measures both forms). The forward passes stay separate: there the
+//! shared input is only read, and from cache after the first sibling.
+//!
+//! The gradients are gathered a chunk of pixel rows at a time, so the
+//! side-by-side copy stays in cache.
+
+use std::cell::RefCell;
+use std::ops::Range;
+
+use rayon::prelude::*;
+
+use super::linalg::{Strides, matmul};
+use super::par::{part_count, split};
+use crate::graph::NodeId;
+
+/// Pixel rows per chunk of gathered gradients.
+const CHUNK_ROWS: usize = 256;
+
+/// A group of sibling 1x1 convolutions (stride 1, no padding, one group).
+pub struct Siblings {
+    /// The convolutions' nodes, ascending: the backward pass runs at the
+    /// first one's turn, when every sibling's output gradient is complete.
+    pub members: Vec<NodeId>,
+    cin: usize,
+    couts: Vec<usize>,
+    /// The members' weights stacked, `[Σ cout][cin]`: each IR weight
+    /// (`[cout][cin]` for a 1x1 convolution) in turn.
+    weights: Vec<f32>,
+    /// Per-thread partial gradients: the stacked weights', then the biases'.
+    partials: Vec<Vec<f32>>,
+}
+
+thread_local! {
+    static GATHERED: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+impl Siblings {
+    pub fn new(members: Vec<NodeId>, cin: usize, couts: Vec<usize>) -> Siblings {
+        Siblings { members, cin, couts, weights: Vec::new(), partials: Vec::new() }
+    }
+
+    fn total(&self) -> usize {
+        self.couts.iter().sum()
+    }
+
+    /// Where member `i`'s output channels start among all of them.
+    fn offset(&self, i: usize) -> usize {
+        self.couts[..i].iter().sum()
+    }
+
+    /// Stacks the members' current weights (IR order, one per member).
+    pub fn load_weights<'a>(&mut self, weights: impl Iterator<Item = &'a [f32]>) {
+        self.weights.clear();
+        for w in weights {
+            self.weights.extend_from_slice(w);
+        }
+        debug_assert_eq!(self.weights.len(), self.total() * self.cin);
+    }
+
+    /// The gradients for the output gradients `dys` (one per member, `None`
+    /// where none flows, read as zeros) over `rows` pixel rows of input `x`:
+    /// the input gradient into `dx` (added when its flag says so), and
+    /// member `i`'s weight and bias gradients as [`Siblings::weight_grad`]
+    /// and [`Siblings::bias_grad`] return them.
+    pub fn backward(&mut self, x: &[f32], rows: usize, dys: &[Option<&[f32]>], dx: Option<(&mut [f32], bool)>) {
+        let (cin, total) = (self.cin, self.total());
+        let ranges = split(rows, part_count(rows, cin * total));
+        self.partials.resize_with(ranges.len(), Vec::new);
+        self.partials.truncate(ranges.len());
+        for p in &mut self.partials {
+            p.clear();
+            p.resize(total * cin + total, 0.0);
+        }
+        let add = dx.as_ref().is_some_and(|d| d.1);
+        let mut partials = std::mem::take(&mut self.partials);
+        let this = &*self;
+        match dx {
+            Some((dx, _)) => {
+                let mut chunks = Vec::with_capacity(ranges.len());
+                let mut rest = &mut dx[..rows * cin];
+                for r in &ranges {
+                    let (head, tail) = rest.split_at_mut(r.len() * cin);
+                    chunks.push((r.clone(), head));
+                    rest = tail;
+                }
+                chunks
+                    .into_par_iter()
+                    .zip(partials.par_iter_mut())
+                    .for_each(|((r, dx), p)| this.backward_rows(x, dys, r, Some((dx, add)), p));
+            }
+            None => ranges
+                .into_par_iter()
+                .zip(partials.par_iter_mut())
+                .for_each(|(r, p)| this.backward_rows(x, dys, r, None, p)),
+        }
+        let (first, rest) = partials.split_first_mut().expect("at least one row");
+        for p in rest.iter() {
+            first.iter_mut().zip(p.iter()).for_each(|(d, v)| *d += v);
+        }
+        self.partials = partials;
+    }
+
+    /// Member `i`'s weight gradient from the last backward pass, IR order.
+    pub fn weight_grad(&self, i: usize) -> &[f32] {
+        &self.partials[0][self.offset(i) * self.cin..][..self.couts[i] * self.cin]
+    }
+
+    /// Member `i`'s bias gradient from the last backward pass.
+    pub fn bias_grad(&self, i: usize) -> &[f32] {
+        &self.partials[0][self.total() * self.cin + self.offset(i)..][..self.couts[i]]
+    }
+
+    /// One thread's rows: adds into `partial`, writes (or adds) `dx`, which
+    /// holds exactly these rows.
+    fn backward_rows(
+        &self,
+        x: &[f32],
+        dys: &[Option<&[f32]>],
+        rows: Range<usize>,
+        mut dx: Option<(&mut [f32], bool)>,
+        partial: &mut [f32],
+    ) {
+        let (cin, total) = (self.cin, self.total());
+        let (dw, db) = partial.split_at_mut(total * cin);
+        GATHERED.with(|g| {
+            let mut g = g.borrow_mut();
+            g.resize(CHUNK_ROWS * total, 0.0);
+            for start in rows.clone().step_by(CHUNK_ROWS) {
+                let m = CHUNK_ROWS.min(rows.end - start);
+                let dy = &mut g[..m * total];
+                for (i, d) in dys.iter().enumerate() {
+                    let (offset, cout) = (self.offset(i), self.couts[i]);
+                    for (r, row) in dy.chunks_exact_mut(total).enumerate() {
+                        let dst = &mut row[offset..offset + cout];
+                        match d {
+                            Some(d) => dst.copy_from_slice(&d[(start + r) * cout..][..cout]),
+                            None => dst.fill(0.0),
+                        }
+                    }
+                }
+                for row in dy.chunks_exact(total) {
+                    db.iter_mut().zip(row).for_each(|(s, v)| *s += v);
+                }
+                // dW[j][ci] += Σ_r dy[r][j] x[r][ci]
+                let xs = Strides::rows(start * cin, cin);
+                matmul((total, cin, m), dw, Strides::rows(0, cin), true, dy, Strides::transposed(0, total), x, xs);
+                if let Some((dx, add)) = dx.as_mut() {
+                    // dx[r][ci] = Σ_j dy[r][j] W[j][ci]
+                    let at = Strides::rows((start - rows.start) * cin, cin);
+                    let w = Strides::rows(0, cin);
+                    matmul((m, cin, total), dx, at, *add, dy, Strides::rows(0, total), &self.weights, w);
+                }
+            }
+        });
+    }
+}
