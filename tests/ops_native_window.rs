@@ -63,6 +63,8 @@ struct Reference {
     dy: Vec<f32>,
     /// `DX0` plus the input gradient.
     dx: Vec<f32>,
+    /// The input gradient.
+    grad: Vec<f32>,
 }
 
 /// Runs `op` on `x` (NHWC, shape `xs`) through candle, NCHW, with autograd.
@@ -81,6 +83,7 @@ fn reference(x: &[f32], xs: Nhwc, rng: &mut Rng, op: impl Fn(&Tensor) -> Result<
         y: to_nhwc(&y.flatten_all()?.to_vec1()?, out),
         dy: to_nhwc(&r.flatten_all()?.to_vec1()?, out),
         dx: to_nhwc(&grad, dims).into_iter().map(|g| DX0 + g).collect(),
+        grad: to_nhwc(&grad, dims),
     })
 }
 
@@ -116,8 +119,11 @@ fn check_max_pool(x: &[f32], xs: Nhwc, p: PoolWindow, rng: &mut Rng, what: &str)
     max_pool_infer(x, xs, p, &mut infer, ys);
     assert_bits(&infer, &want.y, &format!("{what}: max infer"));
     let mut dx = vec![DX0; xs.len()];
-    max_pool_backward(&want.dy, ys, &argmax, &mut dx, xs);
-    assert_bits(&dx, &want.dx, &format!("{what}: max backward"));
+    max_pool_backward(&want.dy, ys, &argmax, &mut dx, xs, true);
+    assert_bits(&dx, &want.dx, &format!("{what}: max backward, adding"));
+    let mut dx = vec![f32::NAN; xs.len()];
+    max_pool_backward(&want.dy, ys, &argmax, &mut dx, xs, false);
+    assert_bits(&dx, &want.grad, &format!("{what}: max backward, overwriting"));
     Ok(())
 }
 

@@ -18,6 +18,7 @@ use rayon::prelude::*;
 
 use super::linalg::{Strides, matmul};
 use super::par::{part_count, split};
+use super::pointwise::add_column_sums;
 use super::winograd;
 
 /// How a convolution is computed.
@@ -286,12 +287,8 @@ pub fn backward(
     }
     let part = |images: Range<usize>, dx: Option<&mut [f32]>, partial: &mut Vec<f32>| {
         let (dwt, dbias) = partial.split_at_mut(weights);
-        for row in dy[images.start * g.out_pixels() * g.cout..images.end * g.out_pixels() * g.cout].chunks_exact(g.cout)
-        {
-            for (d, v) in dbias.iter_mut().zip(row) {
-                *d += *v;
-            }
-        }
+        let rows = images.start * g.out_pixels()..images.end * g.out_pixels();
+        add_column_sums(&dy[rows.start * g.cout..rows.end * g.cout], dbias);
         match algorithm {
             Algorithm::Im2col => backward_images(g, x, wt, dy, images, dx, add, dwt),
             Algorithm::Winograd => winograd::backward_images(g, x, wt, dy, images, dx, add, dwt),

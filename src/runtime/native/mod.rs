@@ -65,8 +65,6 @@ enum Exec {
         bias: Option<usize>,
         /// The weight in the form the algorithm reads.
         wt: Vec<f32>,
-        /// Per-thread partial gradients, kept between steps.
-        partials: Vec<Vec<f32>>,
     },
     BatchNorm {
         eps: f64,
@@ -128,6 +126,10 @@ pub struct Net {
     first_use: Vec<Vec<usize>>,
     shapes: Vec<Hwc>,
     params: Vec<Param>,
+    /// Per-thread partial gradients of the convolution whose backward pass
+    /// runs, shared by all of them (one runs at a time) and kept between
+    /// steps: one set per convolution would hold every weight twice more.
+    conv_partials: Vec<Vec<f32>>,
     /// Groups of 1x1 convolutions that read the same input, whose backward
     /// passes run as one, and each node's group.
     siblings: Vec<Siblings>,
@@ -255,7 +257,6 @@ impl Net {
                         weight: need("weight")?,
                         bias: if *bias { Some(need("bias")?) } else { None },
                         wt: Vec::new(),
-                        partials: Vec::new(),
                     }
                 }
                 Op::BatchNorm { eps, momentum } => {
@@ -330,6 +331,7 @@ impl Net {
             }
         }
         Ok(Net {
+            conv_partials: Vec::new(),
             siblings,
             sibling_group,
             graph: graph.clone(),
@@ -716,7 +718,8 @@ impl Net {
         let dx0 = dxs[0].as_mut();
         match &mut self.exec[id] {
             Exec::Input | Exec::Alias => unreachable!("no backward pass through the input or an alias"),
-            Exec::Conv { geom, algorithm, weight, bias, wt, partials } => {
+            Exec::Conv { geom, algorithm, weight, bias, wt } => {
+                let partials = &mut self.conv_partials;
                 let mut dbias = bias.map(|_| vec![0.0; geom.cout]);
                 let dx = dx0.map(GradBuf::writing);
                 let dw = &mut params[*weight].grad;
@@ -751,8 +754,9 @@ impl Net {
                 }
             }
             Exec::MaxPool { argmax, .. } => {
-                if let Some(dx) = dx0.map(GradBuf::adding) {
-                    window::max_pool_backward(dy, nhwc(s, n), &argmax[..dy.len()], dx, nhwc(in_shape(0), n));
+                if let Some((dx, add)) = dx0.map(GradBuf::writing) {
+                    let argmax = &argmax[..dy.len()];
+                    window::max_pool_backward(dy, nhwc(s, n), argmax, dx, nhwc(in_shape(0), n), add);
                 }
             }
             Exec::AvgPool { window } => {

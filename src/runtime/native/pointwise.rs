@@ -2,6 +2,7 @@
 //! (activations, dropout's mask), concatenation, broadcasting arithmetic,
 //! global pooling.
 
+use multiversion::multiversion;
 use rayon::prelude::*;
 
 use super::par::for_rows;
@@ -230,4 +231,15 @@ pub fn arith_backward(
             }
         }
     });
+}
+
+/// Adds each of `x`'s columns (rows of `sums.len()` values) into `sums`:
+/// a bias gradient. Compiled per instruction set (docs/decisions.md, 22).
+#[multiversion(targets = "simd")]
+pub fn add_column_sums(x: &[f32], sums: &mut [f32]) {
+    for row in x.chunks_exact(sums.len()) {
+        for (s, v) in sums.iter_mut().zip(row) {
+            *s += *v;
+        }
+    }
 }

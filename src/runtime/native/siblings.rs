@@ -22,6 +22,7 @@ use rayon::prelude::*;
 
 use super::linalg::{Strides, matmul};
 use super::par::{part_count, split};
+use super::pointwise::add_column_sums;
 use crate::graph::NodeId;
 
 /// Pixel rows per chunk of gathered gradients.
@@ -149,9 +150,7 @@ impl Siblings {
                         }
                     }
                 }
-                for row in dy.chunks_exact(total) {
-                    db.iter_mut().zip(row).for_each(|(s, v)| *s += v);
-                }
+                add_column_sums(dy, db);
                 // dW[j][ci] += Σ_r dy[r][j] x[r][ci]
                 let xs = Strides::rows(start * cin, cin);
                 matmul((total, cin, m), dw, Strides::rows(0, cin), true, dy, Strides::transposed(0, total), x, xs);

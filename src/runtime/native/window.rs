@@ -220,40 +220,52 @@ pub fn max_pool_infer(x: &[f32], xs: Nhwc, p: PoolWindow, y: &mut [f32], ys: Nhw
     });
 }
 
-/// The backward pass of max pooling: adds the gradient `dy` (shape `ys`)
-/// into `dx` (shape `xs`) at the `argmax` of [`max_pool_forward`].
-/// Accumulates, does not overwrite.
+/// The backward pass of max pooling: the gradient `dy` (shape `ys`) routed
+/// to `dx` (shape `xs`) at the `argmax` of [`max_pool_forward`], added to
+/// `dx` when `add`, written over it otherwise.
 ///
 /// Without the window, which outputs may route to an input is unknown, so
-/// this one scatters, image by image: each image's gradient is summed in a
-/// scratch image in the NCHW op's order, then added to `dx`.
-pub fn max_pool_backward(dy: &[f32], ys: Nhwc, argmax: &[u32], dx: &mut [f32], xs: Nhwc) {
+/// this one scatters, image by image. Each input's gradients are summed in
+/// the NCHW op's order: straight into a zeroed `dx` when overwriting, else
+/// in a scratch image that is then added to `dx`, which gives the NCHW
+/// op's sum bit for bit either way.
+pub fn max_pool_backward(dy: &[f32], ys: Nhwc, argmax: &[u32], dx: &mut [f32], xs: Nhwc, add: bool) {
     check_pool(dx, xs, dy, ys);
     debug_assert_eq!(argmax.len(), dy.len());
-    if dx.is_empty() || dy.is_empty() {
+    if dx.is_empty() {
         return;
     }
     let (image_in, image_out, c) = (xs.h * xs.row(), ys.h * ys.row(), xs.c);
-    // A few tasks per thread, each with one scratch image.
+    // A few tasks per thread, each with one scratch image when adding.
     let per_task = xs.n.div_ceil(4 * rayon::current_num_threads()).max(min_rows(image_in));
     dx.par_chunks_mut(per_task * image_in).enumerate().for_each(|(task, dx)| {
-        let mut sum = vec![0f32; image_in];
+        let mut sum = if add { vec![0f32; image_in] } else { Vec::new() };
         for (b, dx) in (task * per_task..).zip(dx.chunks_exact_mut(image_in)) {
             let (dy, argmax) = (&dy[b * image_out..(b + 1) * image_out], &argmax[b * image_out..(b + 1) * image_out]);
-            for (dy, argmax) in dy.chunks_exact(c).zip(argmax.chunks_exact(c)) {
-                for (ch, (&g, &a)) in dy.iter().zip(argmax).enumerate() {
-                    // Out of range for an empty window's NO_ARGMAX.
-                    if let Some(s) = sum.get_mut(a as usize * c + ch) {
-                        *s += g;
-                    }
+            if add {
+                scatter_to_argmax(dy, argmax, c, &mut sum);
+                for (dx, s) in dx.iter_mut().zip(sum.iter_mut()) {
+                    *dx += *s;
+                    *s = 0.0;
                 }
-            }
-            for (dx, s) in dx.iter_mut().zip(sum.iter_mut()) {
-                *dx += *s;
-                *s = 0.0;
+            } else {
+                dx.fill(0.0);
+                scatter_to_argmax(dy, argmax, c, dx);
             }
         }
     });
+}
+
+/// Adds one image's output gradients `dy` into `image` at their argmaxes.
+fn scatter_to_argmax(dy: &[f32], argmax: &[u32], c: usize, image: &mut [f32]) {
+    for (dy, argmax) in dy.chunks_exact(c).zip(argmax.chunks_exact(c)) {
+        for (ch, (&g, &a)) in dy.iter().zip(argmax).enumerate() {
+            // Out of range for an empty window's NO_ARGMAX.
+            if let Some(s) = image.get_mut(a as usize * c + ch) {
+                *s += g;
+            }
+        }
+    }
 }
 
 /// Average pooling with `count_include_pad=True`: the divisor is the window
