@@ -650,6 +650,7 @@ impl Net {
             let kind = match &self.exec[id] {
                 Exec::BatchNorm { relu: true, .. } => "bn+relu",
                 Exec::Conv { geom, .. } if geom.k == 1 => "conv 1x1",
+                Exec::Conv { algorithm: Algorithm::Winograd, .. } => "conv winograd",
                 _ => self.graph.nodes[id].op.kind(),
             };
             *profile.entry((kind, pass)).or_default() += start.elapsed().as_secs_f64();
