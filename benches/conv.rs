@@ -8,7 +8,10 @@
 //!
 //! Prints milliseconds for a forward and a backward pass (input and weight
 //! gradients), the median of 7 timed runs after one warm-up, alternating
-//! the two algorithms so that both see the same machine load.
+//! the two algorithms so that both see the same machine load. A second
+//! table times sibling 1x1 convolutions (one input, several outputs) one by
+//! one against one product over all their outputs (decision 40). WIDTH
+//! limits the first table to one width.
 
 use std::time::Instant;
 
@@ -50,53 +53,70 @@ fn time(g: &ConvGeom) -> [(f64, f64); 2] {
     times.map(|(f, b)| (median(f), median(b)))
 }
 
+/// One 1x1 convolution's buffers.
+struct Pointwise {
+    geom: ConvGeom,
+    wt: Vec<f32>,
+    y: Vec<f32>,
+    dy: Vec<f32>,
+    dw: Vec<f32>,
+    db: Vec<f32>,
+    partials: Vec<Vec<f32>>,
+}
+
 /// Forward and backward milliseconds of 1x1 convolutions of one input
-/// (`size` pixels square, `cin` channels) into `couts`, run one by one.
+/// (`size` pixels square, `cin` channels) into `couts`, run one after
+/// another as the engine ran sibling convolutions before `siblings.rs`.
+/// With one entry in `couts` this is the product that `siblings.rs` runs
+/// instead (without its copying of the gradients side by side).
 fn time_pointwise(size: usize, cin: usize, couts: &[usize]) -> (f64, f64) {
-    let geom = |cout| ConvGeom {
-        n: 64,
-        h: size,
-        w: size,
-        cin,
-        oh: size,
-        ow: size,
-        cout,
-        k: 1,
-        stride: 1,
-        padding: 0,
-        dilation: 1,
-        groups: 1,
-    };
-    let x: Vec<f32> = (0..64 * size * size * cin).map(|i| (i % 7) as f32 * 0.1 - 0.3).collect();
+    let pixels = 64 * size * size;
+    let x: Vec<f32> = (0..pixels * cin).map(|i| (i % 7) as f32 * 0.1 - 0.3).collect();
     let mut dx = vec![0.0; x.len()];
-    let (mut fwd, mut bwd) = (Vec::new(), Vec::new());
-    let layers: Vec<_> = couts
+    let mut layers: Vec<Pointwise> = couts
         .iter()
-        .map(|&c| {
-            let g = geom(c);
+        .map(|&cout| {
+            let geom = ConvGeom {
+                n: 64,
+                h: size,
+                w: size,
+                cin,
+                oh: size,
+                ow: size,
+                cout,
+                k: 1,
+                stride: 1,
+                padding: 0,
+                dilation: 1,
+                groups: 1,
+            };
             let mut wt = Vec::new();
-            conv::prepare_weights(&g, Algorithm::Im2col, &vec![0.01; c * cin], &mut wt);
-            (
-                g,
-                wt,
-                vec![0.0f32; 64 * size * size * c],
-                vec![0.1f32; 64 * size * size * c],
-                vec![0.0; c * cin],
-                vec![0.0; c],
-                Vec::new(),
-            )
+            conv::prepare_weights(&geom, Algorithm::Im2col, &vec![0.01; cout * cin], &mut wt);
+            let (y, dy) = (vec![0.0; pixels * cout], vec![0.1; pixels * cout]);
+            Pointwise { geom, wt, y, dy, dw: vec![0.0; cout * cin], db: vec![0.0; cout], partials: Vec::new() }
         })
-        .collect::<Vec<_>>();
-    let mut layers = layers;
+        .collect();
+    let (mut fwd, mut bwd) = (Vec::new(), Vec::new());
     for run in 0..8 {
         let start = Instant::now();
-        for (g, wt, y, _, _, _, _) in layers.iter_mut() {
-            conv::forward(g, Algorithm::Im2col, &x, wt, None, y);
+        for l in &mut layers {
+            conv::forward(&l.geom, Algorithm::Im2col, &x, &l.wt, None, &mut l.y);
         }
         let f = start.elapsed().as_secs_f64() * 1e3;
         let start = Instant::now();
-        for (i, (g, wt, _, dy, dw, db, partials)) in layers.iter_mut().enumerate() {
-            conv::backward(g, Algorithm::Im2col, &x, wt, dy, Some((&mut dx, i > 0)), dw, Some(db), partials);
+        for (i, l) in layers.iter_mut().enumerate() {
+            let dx = Some((&mut dx[..], i > 0));
+            conv::backward(
+                &l.geom,
+                Algorithm::Im2col,
+                &x,
+                &l.wt,
+                &l.dy,
+                dx,
+                &mut l.dw,
+                Some(&mut l.db),
+                &mut l.partials,
+            );
         }
         let b = start.elapsed().as_secs_f64() * 1e3;
         if run > 0 {
@@ -108,17 +128,6 @@ fn time_pointwise(size: usize, cin: usize, couts: &[usize]) -> (f64, f64) {
 }
 
 fn main() {
-    for (size, cin, couts) in [
-        (32usize, 48usize, vec![16usize, 24, 4]),
-        (16, 120, vec![48, 24, 4]),
-        (32, 192, vec![64, 96, 16]),
-        (16, 480, vec![192, 96, 16]),
-    ] {
-        let (f, b) = time_pointwise(size, cin, &couts);
-        let total: usize = couts.iter().sum();
-        let (fs, bs) = time_pointwise(size, cin, &[total]);
-        println!("1x1 {size} {cin} {couts:?}: separate {f:.2} {b:.2}, stacked {fs:.2} {bs:.2}");
-    }
     println!("batch 64, {} threads; ms per pass, median of 7", rayon::current_num_threads());
     println!(
         "{:>5} {:>4} {:>4} {:>4} | {:>8} {:>8} | {:>8} {:>8} | {:>6}",
@@ -173,5 +182,17 @@ fn main() {
                 (f0 + b0) / (f1 + b1)
             );
         }
+    }
+    println!();
+    println!("sibling 1x1 convolutions (the first three of an inception block), ms per pass, median of 7");
+    println!("{:>4} {:>4} {:>14} | {:>8} {:>8} | {:>9} {:>8}", "size", "cin", "couts", "1 by 1", "", "1 product", "");
+    println!("{:>4} {:>4} {:>14} | {:>8} {:>8} | {:>9} {:>8}", "", "", "", "fwd", "bwd", "fwd", "bwd");
+    for (size, cin, couts) in
+        [(32, 48, [16, 24, 4]), (16, 120, [48, 24, 4]), (32, 192, [64, 96, 16]), (16, 480, [192, 96, 16])]
+    {
+        let (f, b) = time_pointwise(size, cin, &couts);
+        let (fs, bs) = time_pointwise(size, cin, &[couts.iter().sum()]);
+        let couts = format!("{couts:?}");
+        println!("{size:>4} {cin:>4} {couts:>14} | {f:>8.2} {b:>8.2} | {fs:>9.2} {bs:>8.2}");
     }
 }

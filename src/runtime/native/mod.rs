@@ -732,9 +732,12 @@ impl Net {
             Exec::BatchNorm { eps, relu, weight, bias, mean, var, .. } => {
                 let mut dw = vec![0.0; s.c];
                 let mut db = vec![0.0; s.c];
-                let y = relu.then_some(y);
+                let (w, b) = (&params[*weight].value, &params[*bias].value);
+                // The forward pass's scale and shift, for the fused ReLU's mask.
+                let affine = relu.then(|| norm::affine_of(mean, var, w, b, *eps));
+                let relu = affine.as_ref().map(|(scale, shift)| (scale.as_slice(), shift.as_slice()));
                 let dx = dx0.map(GradBuf::writing);
-                norm::backward(x(0), y, dy, s.c, mean, var, &params[*weight].value, *eps, dx, &mut dw, &mut db);
+                norm::backward(x(0), relu, dy, s.c, mean, var, w, *eps, dx, &mut dw, &mut db);
                 params[*weight].grad.copy_from_slice(&dw);
                 params[*bias].grad.copy_from_slice(&db);
             }

@@ -105,14 +105,15 @@ fn add_centred_sums(x: &[f32], x0: &[f32], s: &mut [f32], q: &mut [f32]) {
 }
 
 /// Adds `g` and `g * (x - mean)` to the block sums `s`, `q`, with `g` the
-/// gradient `dy` masked by the fused ReLU's output `y`, if any.
+/// gradient `dy`, masked by the fused ReLU when `relu` holds its (wide)
+/// scale and shift.
 #[multiversion(targets = "simd")]
-fn add_gradient_sums(x: &[f32], dy: &[f32], y: Option<&[f32]>, mean: &[f32], s: &mut [f32], q: &mut [f32]) {
+fn add_gradient_sums(x: &[f32], dy: &[f32], relu: Option<[&[f32]; 2]>, mean: &[f32], s: &mut [f32], q: &mut [f32]) {
     let terms = s.iter_mut().zip(q.iter_mut()).zip(x).zip(dy).zip(mean);
-    match y {
-        Some(y) => {
-            for (((((s, q), v), g), m), out) in terms.zip(y) {
-                let g = if *out > 0.0 { *g } else { 0.0 };
+    match relu {
+        Some([scale, shift]) => {
+            for (((((s, q), v), g), m), (a, b)) in terms.zip(scale.iter().zip(shift)) {
+                let g = if relu_passes(*v, *a, *b) { *g } else { 0.0 };
                 *s += g;
                 *q += g * (v - m);
             }
@@ -126,23 +127,31 @@ fn add_gradient_sums(x: &[f32], dy: &[f32], y: Option<&[f32]>, mean: &[f32], s: 
     }
 }
 
+/// Whether the fused ReLU passed `x`'s gradient: its output was positive.
+/// The same f32 operations as [`scale_shift_row`], so the same answer as
+/// reading the stored output, without reading it.
+#[inline(always)]
+fn relu_passes(x: f32, scale: f32, shift: f32) -> bool {
+    x * scale + shift > 0.0
+}
+
 /// One wide row of the input gradient: `a * g + b * (x - mean) + d`, added
-/// to `dx` or written over it.
+/// to `dx` or written over it, with `g` masked as in [`add_gradient_sums`].
 #[allow(clippy::too_many_arguments)]
 #[multiversion(targets = "simd")]
 fn input_gradient_row(
     x: &[f32],
     dy: &[f32],
-    y: Option<&[f32]>,
+    relu: Option<[&[f32]; 2]>,
     [mean, a, b, d]: [&[f32]; 4],
     add: bool,
     dx: &mut [f32],
 ) {
     let terms = dx.iter_mut().zip(x).zip(dy).zip(mean).zip(a).zip(b).zip(d);
-    match y {
-        Some(y) => {
-            for (((((((o, v), g), m), a), b), d), out) in terms.zip(y) {
-                let g = if *out > 0.0 { *g } else { 0.0 };
+    match relu {
+        Some([scale, shift]) => {
+            for (((((((o, v), g), m), a), b), d), (s, t)) in terms.zip(scale.iter().zip(shift)) {
+                let g = if relu_passes(*v, *s, *t) { *g } else { 0.0 };
                 *o = if add { *o } else { 0.0 } + a * g + b * (v - m) + d;
             }
         }
@@ -174,13 +183,15 @@ pub fn affine_of(mean: &[f64], var: &[f64], weight: &[f32], bias: &[f32], eps: f
     (scale.into_iter().map(|s| s as f32).collect(), shift)
 }
 
-/// The backward pass of training-mode batch norm (and the fused ReLU, whose
-/// output `y` masks the gradient): writes the input gradient into `dx`
-/// (adds it, when its flag says so) and the weight and bias gradients.
+/// The backward pass of training-mode batch norm (and the fused ReLU, when
+/// `relu` holds the forward pass's per-channel scale and shift): writes the
+/// input gradient into `dx` (adds it, when its flag says so) and the weight
+/// and bias gradients. The ReLU's mask is recomputed from `x` rather than
+/// read from the stored output: one array fewer to stream, twice.
 #[allow(clippy::too_many_arguments)]
 pub fn backward(
     x: &[f32],
-    y: Option<&[f32]>,
+    relu: Option<(&[f32], &[f32])>,
     dy: &[f32],
     c: usize,
     mean: &[f64],
@@ -194,9 +205,12 @@ pub fn backward(
     let count = (x.len() / c) as f64;
     let width = wide(c);
     let mean_wide = repeat(&mean.iter().map(|m| *m as f32).collect::<Vec<_>>(), width);
+    let relu = relu.map(|(scale, shift)| (repeat(scale, width), repeat(shift, width)));
+    // A range of elements starts at a pixel, so the wide constants line up.
+    let mask = |len: usize| relu.as_ref().map(|(a, b)| [&a[..len], &b[..len]]);
     // sum(dy) and sum(dy * (x - mean)), the ReLU's mask applied to dy.
     let (sum_dy, sum_dy_xc) = channel_sums(x.len(), c, |range, s, q| {
-        add_gradient_sums(&x[range.clone()], &dy[range.clone()], y.map(|y| &y[range]), &mean_wide, s, q)
+        add_gradient_sums(&x[range.clone()], &dy[range.clone()], mask(range.len()), &mean_wide, s, q)
     });
     let invstd: Vec<f64> = var.iter().map(|v| 1.0 / (v + eps).sqrt()).collect();
     for ch in 0..c {
@@ -220,8 +234,8 @@ pub fn backward(
         let first = first_row * width;
         for (r, row) in out.chunks_mut(width).enumerate() {
             let range = first + r * width..first + r * width + row.len();
-            let (xs, gs, ys) = (&x[range.clone()], &dy[range.clone()], y.map(|y| &y[range]));
-            input_gradient_row(xs, gs, ys, [&mean_wide, &a, &b, &d], add, row);
+            let (xs, gs) = (&x[range.clone()], &dy[range.clone()]);
+            input_gradient_row(xs, gs, mask(range.len()), [&mean_wide, &a, &b, &d], add, row);
         }
     });
 }
