@@ -17,6 +17,13 @@ use std::time::Instant;
 
 use netc::runtime::native::conv::{self, Algorithm, ConvGeom};
 
+/// A `k`x`k` convolution of 64 square images of `size` pixels that keeps
+/// their size (stride 1, "same" padding).
+fn same_size(size: usize, cin: usize, cout: usize, k: usize) -> ConvGeom {
+    let (h, w, oh, ow) = (size, size, size, size);
+    ConvGeom { n: 64, h, w, cin, oh, ow, cout, k, stride: 1, padding: k / 2, dilation: 1, groups: 1 }
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -76,20 +83,7 @@ fn time_pointwise(size: usize, cin: usize, couts: &[usize]) -> (f64, f64) {
     let mut layers: Vec<Pointwise> = couts
         .iter()
         .map(|&cout| {
-            let geom = ConvGeom {
-                n: 64,
-                h: size,
-                w: size,
-                cin,
-                oh: size,
-                ow: size,
-                cout,
-                k: 1,
-                stride: 1,
-                padding: 0,
-                dilation: 1,
-                groups: 1,
-            };
+            let geom = same_size(size, cin, cout, 1);
             let mut wt = Vec::new();
             conv::prepare_weights(&geom, Algorithm::Im2col, &vec![0.01; cout * cin], &mut wt);
             let (y, dy) = (vec![0.0; pixels * cout], vec![0.1; pixels * cout]);
@@ -162,20 +156,7 @@ fn main() {
         for (size, cin, cout) in layers {
             let scale = |c: usize| ((c as f64 * width).round() as usize).max(1);
             let (cin, cout) = if cin == 3 { (3, scale(cout)) } else { (scale(cin), scale(cout)) };
-            let g = ConvGeom {
-                n: 64,
-                h: size,
-                w: size,
-                cin,
-                oh: size,
-                ow: size,
-                cout,
-                k: 3,
-                stride: 1,
-                padding: 1,
-                dilation: 1,
-                groups: 1,
-            };
+            let g = same_size(size, cin, cout, 3);
             let [(f0, b0), (f1, b1)] = time(&g);
             println!(
                 "{width:>5} {size:>4} {cin:>4} {cout:>4} | {f0:>8.2} {b0:>8.2} | {f1:>8.2} {b1:>8.2} | {:>6.2}",

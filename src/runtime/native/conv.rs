@@ -11,13 +11,12 @@
 //! products too; the columns are rebuilt in the backward pass rather than
 //! kept, so a convolution stores nothing beyond its input.
 
-use std::cell::RefCell;
 use std::ops::Range;
 
 use rayon::prelude::*;
 
 use super::linalg::{Strides, matmul};
-use super::par::{part_count, split};
+use super::par::{part_count, split, with_scratch};
 use super::pointwise::add_column_sums;
 use super::winograd;
 
@@ -146,21 +145,6 @@ fn from_gemm_order(g: &ConvGeom, wt: &[f32], w: &mut [f32]) {
             }
         }
     }
-}
-
-thread_local! {
-    /// Per-thread im2col buffers, reused across calls and steps.
-    static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
-}
-
-fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
-    SCRATCH.with(|s| {
-        let mut s = s.borrow_mut();
-        if s.len() < len {
-            s.resize(len, 0.0);
-        }
-        f(&mut s[..len])
-    })
 }
 
 /// The receptive fields of output pixels `rows` (global row indices of the

@@ -2,6 +2,7 @@
 //! contiguous parts rather than many small tasks, so that each part runs
 //! single-threaded kernels (the matrix products included) on its own rows.
 
+use std::cell::RefCell;
 use std::ops::Range;
 
 use rayon::prelude::*;
@@ -39,4 +40,22 @@ pub fn for_rows(out: &mut [f32], width: usize, f: impl Fn(usize, &mut [f32]) + S
     }
     let per_part = rows.div_ceil(parts);
     out.par_chunks_mut(per_part * width).enumerate().for_each(|(i, chunk)| f(i * per_part, chunk));
+}
+
+thread_local! {
+    /// Each thread's scratch for the kernel it runs: im2col's columns,
+    /// Winograd's transformed tiles, sibling convolutions' gathered
+    /// gradients. Reused across calls and steps; kernels do not nest.
+    static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` on this thread's scratch, `len` values long (stale contents).
+pub fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    SCRATCH.with(|s| {
+        let mut s = s.borrow_mut();
+        if s.len() < len {
+            s.resize(len, 0.0);
+        }
+        f(&mut s[..len])
+    })
 }

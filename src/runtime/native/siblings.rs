@@ -15,13 +15,12 @@
 //! The gradients are gathered a chunk of pixel rows at a time, so the
 //! side-by-side copy stays in cache.
 
-use std::cell::RefCell;
 use std::ops::Range;
 
 use rayon::prelude::*;
 
 use super::linalg::{Strides, matmul};
-use super::par::{part_count, split};
+use super::par::{part_count, split, with_scratch};
 use super::pointwise::add_column_sums;
 use crate::graph::NodeId;
 
@@ -40,10 +39,6 @@ pub struct Siblings {
     weights: Vec<f32>,
     /// Per-thread partial gradients: the stacked weights', then the biases'.
     partials: Vec<Vec<f32>>,
-}
-
-thread_local! {
-    static GATHERED: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
 impl Siblings {
@@ -134,12 +129,10 @@ impl Siblings {
     ) {
         let (cin, total) = (self.cin, self.total());
         let (dw, db) = partial.split_at_mut(total * cin);
-        GATHERED.with(|g| {
-            let mut g = g.borrow_mut();
-            g.resize(CHUNK_ROWS * total, 0.0);
+        with_scratch(CHUNK_ROWS * total, |gathered| {
             for start in rows.clone().step_by(CHUNK_ROWS) {
                 let m = CHUNK_ROWS.min(rows.end - start);
-                let dy = &mut g[..m * total];
+                let dy = &mut gathered[..m * total];
                 for (i, d) in dys.iter().enumerate() {
                     let (offset, cout) = (self.offset(i), self.couts[i]);
                     for (r, row) in dy.chunks_exact_mut(total).enumerate() {

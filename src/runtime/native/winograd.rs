@@ -3,7 +3,7 @@
 //! tile and channel pair where the direct product needs 36, 2.25x fewer.
 //!
 //! With the transforms `B`, `G`, `A` below, a 2x2 output tile is
-//! `Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d Bᵀᵀ)] A` for a 3x3 kernel `g` and the 4x4 input
+//! `Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A` for a 3x3 kernel `g` and the 4x4 input
 //! patch `d` it reads. Summed over input channels, each of the 16 positions
 //! `e` of the transformed tile is a matrix product over channels,
 //! `M_e = V_e · U_e` (tiles x in, in x out), which `gemm` runs; only the
@@ -21,13 +21,13 @@
 //! rows and columns too: output rows pair up as `(y, y + r)` for the `y`
 //! with `(y / r)` even.
 
-use std::cell::RefCell;
 use std::ops::Range;
 
 use multiversion::multiversion;
 
 use super::conv::ConvGeom;
 use super::linalg::{Strides, matmul};
+use super::par::with_scratch;
 
 /// Positions of a transformed tile.
 const E: usize = 16;
@@ -117,30 +117,32 @@ fn chunk_tiles(g: &ConvGeom) -> usize {
     (16384 / (g.cin + g.cout)).clamp(64, 256)
 }
 
-/// The input pixel of a tile's patch position `u` along an axis: the
-/// patch's first pixel is the tile's first output, less the padding.
-fn patch_source(g: &ConvGeom, first: usize, u: usize, len: usize) -> Option<usize> {
-    (first + u * g.dilation).checked_sub(g.padding).filter(|i| *i < len)
+/// The input pixels (`iy * w + ix` within an image) of the 4x4 patch that
+/// the tile with first output `(oy, ox)` reads, row-major; `None` where it
+/// reads padding. The patch starts at the tile's first output, less the
+/// padding, and its rows and columns are `dilation` apart.
+fn patch_pixels(g: &ConvGeom, oy: usize, ox: usize) -> [Option<usize>; E] {
+    let at = |first: usize, u: usize, len: usize| (first + u * g.dilation).checked_sub(g.padding).filter(|i| *i < len);
+    std::array::from_fn(|i| Some(at(oy, i / 4, g.h)? * g.w + at(ox, i % 4, g.w)?))
 }
 
-/// Output pixel `r` (0 or 1) of a tile along an axis, if inside.
-fn tile_output(g: &ConvGeom, first: usize, r: usize, len: usize) -> Option<usize> {
-    Some(first + r * g.dilation).filter(|o| *o < len)
+/// The tile's (up to) four output pixels (`py * ow + px`), row-major;
+/// `None` past the edge.
+fn output_pixels(g: &ConvGeom, oy: usize, ox: usize) -> [Option<usize>; 4] {
+    let at = |first: usize, r: usize, len: usize| Some(first + r * g.dilation).filter(|o| *o < len);
+    std::array::from_fn(|i| Some(at(oy, i / 2, g.oh)? * g.ow + at(ox, i % 2, g.ow)?))
 }
 
-thread_local! {
-    /// Per-thread transformed inputs, outputs and their gradients, reused
-    /// across calls and steps.
-    static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
-}
-
-fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
-    SCRATCH.with(|s| {
-        let mut s = s.borrow_mut();
-        if s.len() < len {
-            s.resize(len, 0.0);
-        }
-        f(&mut s[..len])
+/// The rows of `width` values of `buf` that start at `offsets` (ascending
+/// where present), mutably at once.
+fn rows_at<const K: usize>(buf: &mut [f32], offsets: [Option<usize>; K], width: usize) -> [Option<&mut [f32]>; K] {
+    let (mut rest, mut taken) = (buf, 0);
+    offsets.map(|at| {
+        let at = at?;
+        let (_, tail) = std::mem::take(&mut rest).split_at_mut(at - taken);
+        let (row, tail) = tail.split_at_mut(width);
+        (rest, taken) = (tail, at + width);
+        Some(row)
     })
 }
 
@@ -165,20 +167,8 @@ pub fn forward_images(g: &ConvGeom, x: &[f32], u: &[f32], bias: Option<&[f32]>, 
             for p in 0..count {
                 let (b, oy, ox) = tiles.at(first + p);
                 let tile: [&[f32]; E] = std::array::from_fn(|e| &m[(e * count + p) * cout..][..cout]);
-                let mut outs: [Option<&mut [f32]>; 4] = [None, None, None, None];
-                let mut rest = &mut *y;
-                let mut taken = 0;
-                for (slot, (r, s)) in [(0, 0), (0, 1), (1, 0), (1, 1)].into_iter().enumerate() {
-                    let (Some(py), Some(px)) = (tile_output(g, oy, r, g.oh), tile_output(g, ox, s, g.ow)) else {
-                        continue;
-                    };
-                    let at = (((b - images.start) * g.oh + py) * g.ow + px) * cout;
-                    let (_, tail) = std::mem::take(&mut rest).split_at_mut(at - taken);
-                    let (out, tail) = tail.split_at_mut(cout);
-                    outs[slot] = Some(out);
-                    rest = tail;
-                    taken = at + cout;
-                }
+                let image = (b - images.start) * g.oh * g.ow;
+                let outs = rows_at(y, output_pixels(g, oy, ox).map(|o| Some((image + o?) * cout)), cout);
                 output_tile(&tile, bias.unwrap_or(&zeros[..cout]), tmp, outs);
             }
         }
@@ -217,12 +207,9 @@ pub fn backward_images(
             transform_inputs(g, &tiles, x, first..first + count, &zeros, tmp, v);
             for p in 0..count {
                 let (b, oy, ox) = tiles.at(first + p);
-                let grads: [&[f32]; 4] = std::array::from_fn(|slot| {
-                    match (tile_output(g, oy, slot / 2, g.oh), tile_output(g, ox, slot % 2, g.ow)) {
-                        (Some(py), Some(px)) => &dy[((b * g.oh + py) * g.ow + px) * cout..][..cout],
-                        _ => &zeros[..cout],
-                    }
-                });
+                let image = b * g.oh * g.ow;
+                let grads =
+                    output_pixels(g, oy, ox).map(|o| o.map_or(&zeros[..cout], |o| &dy[(image + o) * cout..][..cout]));
                 let mut outs = tile_rows(dm, count, p, cout);
                 output_adjoint(&grads, tmp, &mut outs);
             }
@@ -238,7 +225,9 @@ pub fn backward_images(
             for p in 0..count {
                 let (b, oy, ox) = tiles.at(first + p);
                 let tile: [&[f32]; E] = std::array::from_fn(|e| &dv[(e * count + p) * cin..][..cin]);
-                input_adjoint_add(g, &tile, tmp, b - images.start, oy, ox, dx);
+                let image = (b - images.start) * g.h * g.w;
+                let patch = rows_at(dx, patch_pixels(g, oy, ox).map(|i| Some((image + i?) * cin)), cin);
+                input_adjoint_add(&tile, tmp, patch);
             }
         }
     });
@@ -265,11 +254,8 @@ fn transform_inputs(
     let (cin, count) = (g.cin, range.len());
     for (p, t) in range.enumerate() {
         let (b, oy, ox) = tiles.at(t);
-        let patch: [&[f32]; E] =
-            std::array::from_fn(|i| match (patch_source(g, oy, i / 4, g.h), patch_source(g, ox, i % 4, g.w)) {
-                (Some(iy), Some(ix)) => &x[((b * g.h + iy) * g.w + ix) * cin..][..cin],
-                _ => &zeros[..cin],
-            });
+        let image = b * g.h * g.w;
+        let patch = patch_pixels(g, oy, ox).map(|i| i.map_or(&zeros[..cin], |i| &x[(image + i) * cin..][..cin]));
         let mut outs = tile_rows(v, count, p, cin);
         input_tile(&patch, tmp, &mut outs);
     }
@@ -328,41 +314,18 @@ fn output_adjoint(dy: &[&[f32]; 4], tmp: &mut [f32], out: &mut [&mut [f32]; E]) 
     }
 }
 
-/// Adds `B dV Bᵀ` of one tile onto the input pixels its patch read; `b`
-/// counts from the first image `dx` holds.
-#[allow(clippy::too_many_arguments)]
+/// Adds `B dV Bᵀ` of one tile onto the input pixels its patch read
+/// (row-major; `None` for padding).
 #[multiversion(targets = "simd")]
-fn input_adjoint_add(
-    g: &ConvGeom,
-    tile: &[&[f32]; E],
-    tmp: &mut [f32],
-    b: usize,
-    oy: usize,
-    ox: usize,
-    dx: &mut [f32],
-) {
-    let cin = g.cin;
-    let mut t = rows_of(tmp, cin);
+fn input_adjoint_add(tile: &[&[f32]; E], tmp: &mut [f32], patch: [Option<&mut [f32]>; E]) {
+    let mut t = rows_of(tmp, tile[0].len());
     for v in 0..4 {
         let [t0, t1, t2, t3] = pick_mut(&mut t, [v, 4 + v, 8 + v, 12 + v]);
         b_pass([tile[v], tile[4 + v], tile[8 + v], tile[12 + v]], [t0, t1, t2, t3]);
     }
-    // The patch's pixels, row by row, are increasing offsets into `dx`.
-    let mut rest = dx;
-    let mut taken = 0;
+    let mut pixels = patch.into_iter();
     for u in 0..4 {
-        let mut row: [Option<&mut [f32]>; 4] = [None, None, None, None];
-        if let Some(iy) = patch_source(g, oy, u, g.h) {
-            for (v, slot) in row.iter_mut().enumerate() {
-                let Some(ix) = patch_source(g, ox, v, g.w) else { continue };
-                let at = ((b * g.h + iy) * g.w + ix) * cin;
-                let (_, tail) = std::mem::take(&mut rest).split_at_mut(at - taken);
-                let (pixel, tail) = tail.split_at_mut(cin);
-                *slot = Some(pixel);
-                rest = tail;
-                taken = at + cin;
-            }
-        }
+        let row: [Option<&mut [f32]>; 4] = std::array::from_fn(|_| pixels.next().expect("16 pixels"));
         b_add_pass([&*t[4 * u], &*t[4 * u + 1], &*t[4 * u + 2], &*t[4 * u + 3]], row);
     }
 }
