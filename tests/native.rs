@@ -125,7 +125,7 @@ fn inline(spec: &str) -> netc::graph::Graph {
 /// move a maximum, so the engines agree to float precision. `w` and `d`
 /// have the channels for Winograd's F(2x2, 3x3), plain and dilated, `d`
 /// with partial tiles; the last three 1x1 convolutions read the same
-/// input, so their backward passes run as one.
+/// input, so they run as one product both ways.
 #[test]
 fn smooth_net_to_float_precision() {
     let spec = r#"

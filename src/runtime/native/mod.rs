@@ -130,8 +130,8 @@ pub struct Net {
     /// runs, shared by all of them (one runs at a time) and kept between
     /// steps: one set per convolution would hold every weight twice more.
     conv_partials: Vec<Vec<f32>>,
-    /// Groups of 1x1 convolutions that read the same input, whose backward
-    /// passes run as one, and each node's group.
+    /// Groups of 1x1 convolutions that read the same input, which run as
+    /// one, and each node's group.
     siblings: Vec<Siblings>,
     sibling_group: Vec<Option<usize>>,
     /// Whether the convolutions' prepared weights are behind the
@@ -475,6 +475,13 @@ impl Net {
         if self.source[id] != id {
             return;
         }
+        if let Some(group) = self.sibling_group[id] {
+            // The first sibling runs the group; the others' outputs are done.
+            if self.siblings[group].members[0] == id {
+                self.forward_siblings(group, prepare);
+            }
+            return;
+        }
         let (n, mode) = (self.batch, self.mode);
         let s = self.shapes[id];
         let (ins, shapes) = (&self.inputs[id], &self.shapes);
@@ -657,6 +664,38 @@ impl Net {
         }
     }
 
+    /// The forward pass of sibling group `group` (see [`Siblings`]);
+    /// `prepare`: their weights changed since the last pass.
+    fn forward_siblings(&mut self, group: usize, prepare: bool) {
+        let members = &self.siblings[group].members;
+        let src = self.inputs[members[0]][0];
+        let (n, s) = (self.batch, self.shapes[src]);
+        if prepare {
+            let params: Vec<(&[f32], Option<&[f32]>)> = members
+                .iter()
+                .map(|m| match &self.exec[*m] {
+                    Exec::Conv { weight, bias, .. } => {
+                        (self.params[*weight].value.as_slice(), bias.map(|b| self.params[b].value.as_slice()))
+                    }
+                    _ => unreachable!("siblings are convolutions"),
+                })
+                .collect();
+            let params = params.into_iter();
+            // `params` borrows `self.params`; the group is a separate field.
+            let siblings = &mut self.siblings[group];
+            siblings.load_weights(params);
+        }
+        let members = self.siblings[group].members.clone();
+        let mut outs: Vec<Vec<f32>> = members.iter().map(|m| std::mem::take(&mut self.acts[*m])).collect();
+        {
+            let mut ys: Vec<&mut [f32]> = outs.iter_mut().map(|o| o.as_mut_slice()).collect();
+            self.siblings[group].forward(&self.acts[src][..n * s.len()], n * s.pixels(), &mut ys);
+        }
+        for (m, o) in members.iter().zip(outs) {
+            self.acts[*m] = o;
+        }
+    }
+
     /// The backward pass of sibling group `group` (see [`Siblings`]).
     fn backward_siblings(&mut self, group: usize) {
         let members = self.siblings[group].members.clone();
@@ -676,7 +715,6 @@ impl Net {
         };
         let params: Vec<(usize, Option<usize>)> = members.iter().map(|m| params_of(&self.exec[*m])).collect();
         let siblings = &mut self.siblings[group];
-        siblings.load_weights(params.iter().map(|(w, _)| self.params[*w].value.as_slice()));
         let dy_views: Vec<Option<&[f32]>> = dys.iter().map(|d| d.as_deref()).collect();
         let x = &self.acts[src][..n * s.len()];
         siblings.backward(x, n * s.pixels(), &dy_views, dx.as_mut().map(GradBuf::writing));
