@@ -671,19 +671,10 @@ impl Net {
         let src = self.inputs[members[0]][0];
         let (n, s) = (self.batch, self.shapes[src]);
         if prepare {
-            let params: Vec<(&[f32], Option<&[f32]>)> = members
-                .iter()
-                .map(|m| match &self.exec[*m] {
-                    Exec::Conv { weight, bias, .. } => {
-                        (self.params[*weight].value.as_slice(), bias.map(|b| self.params[b].value.as_slice()))
-                    }
-                    _ => unreachable!("siblings are convolutions"),
-                })
-                .collect();
-            let params = params.into_iter();
-            // `params` borrows `self.params`; the group is a separate field.
-            let siblings = &mut self.siblings[group];
-            siblings.load_weights(params);
+            let ids: Vec<(usize, Option<usize>)> = members.iter().map(|m| conv_params(&self.exec[*m])).collect();
+            let params = &self.params;
+            let values = ids.iter().map(|(w, b)| (params[*w].value.as_slice(), b.map(|b| params[b].value.as_slice())));
+            self.siblings[group].load_weights(values);
         }
         let members = self.siblings[group].members.clone();
         let mut outs: Vec<Vec<f32>> = members.iter().map(|m| std::mem::take(&mut self.acts[*m])).collect();
@@ -709,11 +700,7 @@ impl Net {
             Some(data) => GradBuf { data, fresh: false },
             None => GradBuf { data: take_buffer(&mut self.spare, n * s.len()), fresh: true },
         });
-        let params_of = |e: &Exec| match e {
-            Exec::Conv { weight, bias, .. } => (*weight, *bias),
-            _ => unreachable!("siblings are convolutions"),
-        };
-        let params: Vec<(usize, Option<usize>)> = members.iter().map(|m| params_of(&self.exec[*m])).collect();
+        let params: Vec<(usize, Option<usize>)> = members.iter().map(|m| conv_params(&self.exec[*m])).collect();
         let siblings = &mut self.siblings[group];
         let dy_views: Vec<Option<&[f32]>> = dys.iter().map(|d| d.as_deref()).collect();
         let x = &self.acts[src][..n * s.len()];
@@ -929,6 +916,14 @@ impl GradBuf {
         let accumulate = !self.fresh;
         self.fresh = false;
         (&mut self.data, accumulate)
+    }
+}
+
+/// A convolution's weight and bias parameters (indices into the net's).
+fn conv_params(e: &Exec) -> (usize, Option<usize>) {
+    match e {
+        Exec::Conv { weight, bias, .. } => (*weight, *bias),
+        _ => unreachable!("only convolutions are grouped as siblings"),
     }
 }
 
