@@ -16,7 +16,7 @@ use std::ops::Range;
 use rayon::prelude::*;
 
 use super::linalg::{Strides, matmul};
-use super::par::{part_count, split, with_scratch};
+use super::par::{part_count, split, sum_partials, with_scratch};
 use super::pointwise::add_column_sums;
 use super::winograd;
 
@@ -259,17 +259,11 @@ pub fn backward(
     dbias: Option<&mut [f32]>,
     partials: &mut Vec<Vec<f32>>,
 ) {
-    let parts = part_count(g.n, g.work_per_image());
-    let ranges = split(g.n, parts);
+    let ranges = split(g.n, part_count(g.n, g.work_per_image()));
     let add = dx.as_ref().is_some_and(|d| d.1);
     let weights = wt.len();
-    partials.resize_with(ranges.len(), Vec::new);
-    partials.truncate(ranges.len());
-    for p in partials.iter_mut() {
-        p.clear();
-        p.resize(weights + g.cout, 0.0);
-    }
-    let part = |images: Range<usize>, dx: Option<&mut [f32]>, partial: &mut Vec<f32>| {
+    let dx = dx.map(|(dx, _)| &mut dx[..g.n * g.h * g.w * g.cin]);
+    let total = sum_partials(ranges, dx, g.h * g.w * g.cin, weights + g.cout, partials, |images, dx, partial| {
         let (dwt, dbias) = partial.split_at_mut(weights);
         let rows = images.start * g.out_pixels()..images.end * g.out_pixels();
         add_column_sums(&dy[rows.start * g.cout..rows.end * g.cout], dbias);
@@ -277,38 +271,14 @@ pub fn backward(
             Algorithm::Im2col => backward_images(g, x, wt, dy, images, dx, add, dwt),
             Algorithm::Winograd => winograd::backward_images(g, x, wt, dy, images, dx, add, dwt),
         }
-    };
-    match dx {
-        Some((dx, _)) => {
-            let per_image = g.h * g.w * g.cin;
-            let mut chunks = Vec::with_capacity(ranges.len());
-            let mut rest = &mut dx[..g.n * per_image];
-            for r in &ranges {
-                let (head, tail) = rest.split_at_mut(r.len() * per_image);
-                chunks.push((r.clone(), head));
-                rest = tail;
-            }
-            chunks.into_par_iter().zip(partials.par_iter_mut()).for_each(|((r, dx), p)| part(r, Some(dx), p));
-        }
-        None => ranges.into_par_iter().zip(partials.par_iter_mut()).for_each(|(r, p)| part(r, None, p)),
-    }
-    let (total, rest) = partials.split_first_mut().expect("a batch has at least one image");
-    for p in rest.iter() {
-        for (d, v) in total[..weights].iter_mut().zip(&p[..weights]) {
-            *d += *v;
-        }
-    }
+    });
+    let (dwt, db) = total.split_at(weights);
     match algorithm {
-        Algorithm::Im2col => from_gemm_order(g, &total[..weights], dw),
-        Algorithm::Winograd => winograd::weight_gradient(g, &total[..weights], dw),
+        Algorithm::Im2col => from_gemm_order(g, dwt, dw),
+        Algorithm::Winograd => winograd::weight_gradient(g, dwt, dw),
     }
     if let Some(dbias) = dbias {
-        dbias.fill(0.0);
-        for p in partials.iter() {
-            for (d, v) in dbias.iter_mut().zip(&p[weights..]) {
-                *d += *v;
-            }
-        }
+        dbias.copy_from_slice(db);
     }
 }
 

@@ -126,9 +126,10 @@ pub struct Net {
     first_use: Vec<Vec<usize>>,
     shapes: Vec<Hwc>,
     params: Vec<Param>,
-    /// Per-thread partial gradients of the convolution whose backward pass
-    /// runs, shared by all of them (one runs at a time) and kept between
-    /// steps: one set per convolution would hold every weight twice more.
+    /// Per-thread partial gradients of the convolution (or sibling group)
+    /// whose backward pass runs, shared by all of them (one runs at a time)
+    /// and kept between steps: one set each would hold every weight twice
+    /// more.
     conv_partials: Vec<Vec<f32>>,
     /// Groups of 1x1 convolutions that read the same input, which run as
     /// one, and each node's group.
@@ -701,14 +702,15 @@ impl Net {
             None => GradBuf { data: take_buffer(&mut self.spare, n * s.len()), fresh: true },
         });
         let params: Vec<(usize, Option<usize>)> = members.iter().map(|m| conv_params(&self.exec[*m])).collect();
-        let siblings = &mut self.siblings[group];
+        let siblings = &self.siblings[group];
         let dy_views: Vec<Option<&[f32]>> = dys.iter().map(|d| d.as_deref()).collect();
         let x = &self.acts[src][..n * s.len()];
-        siblings.backward(x, n * s.pixels(), &dy_views, dx.as_mut().map(GradBuf::writing));
+        let dx_buf = dx.as_mut().map(GradBuf::writing);
+        let grads = siblings.backward(x, n * s.pixels(), &dy_views, dx_buf, &mut self.conv_partials);
         for (i, (w, b)) in params.iter().enumerate() {
-            self.params[*w].grad.copy_from_slice(siblings.weight_grad(i));
+            self.params[*w].grad.copy_from_slice(siblings.weight_grad(grads, i));
             if let Some(b) = b {
-                self.params[*b].grad.copy_from_slice(siblings.bias_grad(i));
+                self.params[*b].grad.copy_from_slice(siblings.bias_grad(grads, i));
             }
         }
         if let Some(dx) = dx {

@@ -27,6 +27,46 @@ pub fn split(items: usize, parts: usize) -> Vec<Range<usize>> {
     (0..parts).map(|p| items * p / parts..items * (p + 1) / parts).filter(|r| !r.is_empty()).collect()
 }
 
+/// Runs `f(items, dx, partial)` over `ranges` (contiguous, from 0) in
+/// parallel, each with its own slice of `dx` (`per_item` values per item;
+/// `None` without `dx`) and a zeroed partial sum of `len` values from
+/// `partials` (kept between calls, so not allocated every step); then adds
+/// every partial into the first and returns it: a backward pass's weight
+/// and bias gradients, from each thread's share of the batch.
+pub fn sum_partials<'a>(
+    ranges: Vec<Range<usize>>,
+    dx: Option<&mut [f32]>,
+    per_item: usize,
+    len: usize,
+    partials: &'a mut Vec<Vec<f32>>,
+    f: impl Fn(Range<usize>, Option<&mut [f32]>, &mut [f32]) + Sync + Send,
+) -> &'a [f32] {
+    partials.resize_with(ranges.len(), Vec::new);
+    partials.truncate(ranges.len());
+    for p in partials.iter_mut() {
+        p.clear();
+        p.resize(len, 0.0);
+    }
+    match dx {
+        Some(dx) => {
+            let mut chunks = Vec::with_capacity(ranges.len());
+            let mut rest = dx;
+            for r in &ranges {
+                let (head, tail) = std::mem::take(&mut rest).split_at_mut(r.len() * per_item);
+                chunks.push((r.clone(), head));
+                rest = tail;
+            }
+            chunks.into_par_iter().zip(partials.par_iter_mut()).for_each(|((r, dx), p)| f(r, Some(dx), p));
+        }
+        None => ranges.into_par_iter().zip(partials.par_iter_mut()).for_each(|(r, p)| f(r, None, p)),
+    }
+    let (total, rest) = partials.split_first_mut().expect("at least one part");
+    for p in rest.iter() {
+        total.iter_mut().zip(p).for_each(|(d, v)| *d += *v);
+    }
+    total
+}
+
 /// Runs `f(first_row, rows)` on disjoint chunks of `out`, whose rows are
 /// `width` elements each, in parallel when there is enough work.
 pub fn for_rows(out: &mut [f32], width: usize, f: impl Fn(usize, &mut [f32]) + Sync + Send) {

@@ -22,7 +22,7 @@ use std::ops::Range;
 use rayon::prelude::*;
 
 use super::linalg::{Strides, matmul};
-use super::par::{part_count, split, with_scratch};
+use super::par::{part_count, split, sum_partials, with_scratch};
 use super::pointwise::add_column_sums;
 use crate::graph::NodeId;
 
@@ -42,13 +42,11 @@ pub struct Siblings {
     /// (zeros for a member without).
     weights: Vec<f32>,
     biases: Vec<f32>,
-    /// Per-thread partial gradients: the stacked weights', then the biases'.
-    partials: Vec<Vec<f32>>,
 }
 
 impl Siblings {
     pub fn new(members: Vec<NodeId>, cin: usize, couts: Vec<usize>) -> Siblings {
-        Siblings { members, cin, couts, weights: Vec::new(), biases: Vec::new(), partials: Vec::new() }
+        Siblings { members, cin, couts, weights: Vec::new(), biases: Vec::new() }
     }
 
     fn total(&self) -> usize {
@@ -118,55 +116,36 @@ impl Siblings {
 
     /// The gradients for the output gradients `dys` (one per member, `None`
     /// where none flows, read as zeros) over `rows` pixel rows of input `x`:
-    /// the input gradient into `dx` (added when its flag says so), and
-    /// member `i`'s weight and bias gradients as [`Siblings::weight_grad`]
-    /// and [`Siblings::bias_grad`] return them.
-    pub fn backward(&mut self, x: &[f32], rows: usize, dys: &[Option<&[f32]>], dx: Option<(&mut [f32], bool)>) {
+    /// the input gradient into `dx` (added when its flag says so), and the
+    /// stacked weight and bias gradients returned, from which
+    /// [`Siblings::weight_grad`] and [`Siblings::bias_grad`] take member
+    /// `i`'s. `partials` are the per-thread sums, as for a convolution.
+    pub fn backward<'a>(
+        &self,
+        x: &[f32],
+        rows: usize,
+        dys: &[Option<&[f32]>],
+        dx: Option<(&mut [f32], bool)>,
+        partials: &'a mut Vec<Vec<f32>>,
+    ) -> &'a [f32] {
         let (cin, total) = (self.cin, self.total());
         let ranges = split(rows, part_count(rows, cin * total));
-        self.partials.resize_with(ranges.len(), Vec::new);
-        self.partials.truncate(ranges.len());
-        for p in &mut self.partials {
-            p.clear();
-            p.resize(total * cin + total, 0.0);
-        }
         let add = dx.as_ref().is_some_and(|d| d.1);
-        let mut partials = std::mem::take(&mut self.partials);
-        let this = &*self;
-        match dx {
-            Some((dx, _)) => {
-                let mut chunks = Vec::with_capacity(ranges.len());
-                let mut rest = &mut dx[..rows * cin];
-                for r in &ranges {
-                    let (head, tail) = rest.split_at_mut(r.len() * cin);
-                    chunks.push((r.clone(), head));
-                    rest = tail;
-                }
-                chunks
-                    .into_par_iter()
-                    .zip(partials.par_iter_mut())
-                    .for_each(|((r, dx), p)| this.backward_rows(x, dys, r, Some((dx, add)), p));
-            }
-            None => ranges
-                .into_par_iter()
-                .zip(partials.par_iter_mut())
-                .for_each(|(r, p)| this.backward_rows(x, dys, r, None, p)),
-        }
-        let (first, rest) = partials.split_first_mut().expect("at least one row");
-        for p in rest.iter() {
-            first.iter_mut().zip(p.iter()).for_each(|(d, v)| *d += v);
-        }
-        self.partials = partials;
+        let dx = dx.map(|(dx, _)| &mut dx[..rows * cin]);
+        sum_partials(ranges, dx, cin, total * cin + total, partials, |r, dx, p| {
+            self.backward_rows(x, dys, r, dx.map(|dx| (dx, add)), p)
+        })
     }
 
-    /// Member `i`'s weight gradient from the last backward pass, IR order.
-    pub fn weight_grad(&self, i: usize) -> &[f32] {
-        &self.partials[0][self.offset(i) * self.cin..][..self.couts[i] * self.cin]
+    /// Member `i`'s weight gradient (IR order) in `grads` from
+    /// [`Siblings::backward`].
+    pub fn weight_grad<'a>(&self, grads: &'a [f32], i: usize) -> &'a [f32] {
+        &grads[self.offset(i) * self.cin..][..self.couts[i] * self.cin]
     }
 
-    /// Member `i`'s bias gradient from the last backward pass.
-    pub fn bias_grad(&self, i: usize) -> &[f32] {
-        &self.partials[0][self.total() * self.cin + self.offset(i)..][..self.couts[i]]
+    /// Member `i`'s bias gradient in `grads` from [`Siblings::backward`].
+    pub fn bias_grad<'a>(&self, grads: &'a [f32], i: usize) -> &'a [f32] {
+        &grads[self.total() * self.cin + self.offset(i)..][..self.couts[i]]
     }
 
     /// One thread's rows: adds into `partial`, writes (or adds) `dx`, which

@@ -88,6 +88,8 @@ fn g_adjoint([d0, d1, d2, d3]: [f32; 4]) -> [f32; 3] {
 }
 
 /// The output tiles of one image: the first row and column of each.
+/// Looked up rather than computed: the arithmetic (a division by the
+/// dilation per axis and tile) measured 2-3% slower on the whole step.
 struct Tiles {
     rows: Vec<usize>,
     cols: Vec<usize>,
