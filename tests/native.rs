@@ -229,6 +229,21 @@ net alias(classes = 10) {
     engines_agree(&inline(spec), 3, 4, 1e-4, 0.0);
 }
 
+/// A max-pool window too large for the engine's taps is refused by name,
+/// not run wrong.
+#[test]
+fn an_oversized_max_pool_window_is_refused() {
+    let spec = r#"
+net huge(classes = 10) {
+    input x: [1, 256, 256]
+    logits = x |> maxpool(256) |> flatten |> linear(classes)
+    return logits
+}
+"#;
+    let err = netc::runtime::native::Net::new(&inline(spec)).err().expect("refused");
+    assert!(err.0.contains("256x256") && err.0.contains("--engine candle"), "{err}");
+}
+
 /// A branch that does not reach the output gets no gradient, and the
 /// optimiser leaves its parameters alone, as PyTorch does with `None`;
 /// also when it is a 1x1 convolution whose backward pass runs with a

@@ -12,7 +12,7 @@ mod common;
 use candle_core::{Device, Result, Tensor, Var};
 use netc::graph::window_output;
 use netc::runtime::native::window::{
-    Nhwc, PoolWindow, avg_pool_backward, avg_pool_forward, max_pool_backward, max_pool_forward, max_pool_infer,
+    Nhwc, PoolWindow, Tap, avg_pool_backward, avg_pool_forward, max_pool_backward, max_pool_forward, max_pool_infer,
     resize_bilinear_backward, resize_bilinear_forward, resize_nearest_backward, resize_nearest_forward,
 };
 use netc::runtime::ops::{avg_pool2d, max_pool2d, upsample_bilinear2d, upsample_nearest2d};
@@ -22,9 +22,9 @@ use common::Rng;
 /// What `dx` holds before a backward pass, to check that it accumulates.
 const DX0: f32 = 0.375;
 
-/// What `y` and `argmax` hold before a forward pass, to check that it overwrites.
+/// What `y` and the taps hold before a forward pass, to check that it overwrites.
 const Y0: f32 = -7.5;
-const ARGMAX0: u32 = 0xdead;
+const TAP0: Tap = 0xdead;
 
 /// NCHW data of `[n, c, h, w]` in NHWC order.
 fn to_nhwc(v: &[f32], [n, c, h, w]: [usize; 4]) -> Vec<f32> {
@@ -106,23 +106,27 @@ fn shape(rng: &mut Rng) -> Nhwc {
 fn check_max_pool(x: &[f32], xs: Nhwc, p: PoolWindow, rng: &mut Rng, what: &str) -> Result<()> {
     let want = reference(x, xs, rng, |x| max_pool2d(x, p.kernel, p.stride, p.padding, p.ceil_mode))?;
     let ys = want.ys;
-    let (mut y, mut argmax) = (vec![Y0; ys.len()], vec![ARGMAX0; ys.len()]);
-    max_pool_forward(x, xs, p, &mut y, ys, &mut argmax);
+    let (mut y, mut taps) = (vec![Y0; ys.len()], vec![TAP0; ys.len()]);
+    max_pool_forward(x, xs, p, &mut y, ys, &mut taps);
     assert_bits(&y, &want.y, &format!("{what}: max forward"));
-    // The argmax points at the input that gave the maximum.
-    for (i, (&a, &v)) in argmax.iter().zip(&y).enumerate() {
-        let (b, ch) = (i / ys.c / ys.h / ys.w, i % ys.c);
-        assert!((a as usize) < xs.h * xs.w, "{what}: argmax {a} out of the image");
-        assert_eq!(x[(b * xs.h * xs.w + a as usize) * xs.c + ch].to_bits(), v.to_bits(), "{what}: argmax of {i}");
+    // The tap points at the input that gave the maximum.
+    for (i, (&t, &v)) in taps.iter().zip(&y).enumerate() {
+        let (b, oh, ow, ch) = (i / ys.c / ys.w / ys.h, i / ys.c / ys.w % ys.h, i / ys.c % ys.w, i % ys.c);
+        let (t, k) = (t as usize, p.kernel);
+        assert!(t < k * k, "{what}: tap {t} of output {i} outside its window");
+        let ih = (oh * p.stride + t / k).checked_sub(p.padding).filter(|ih| *ih < xs.h);
+        let iw = (ow * p.stride + t % k).checked_sub(p.padding).filter(|iw| *iw < xs.w);
+        let (Some(ih), Some(iw)) = (ih, iw) else { panic!("{what}: tap {t} of output {i} outside the image") };
+        assert_eq!(x[((b * xs.h + ih) * xs.w + iw) * xs.c + ch].to_bits(), v.to_bits(), "{what}: tap of {i}");
     }
     let mut infer = vec![Y0; ys.len()];
     max_pool_infer(x, xs, p, &mut infer, ys);
     assert_bits(&infer, &want.y, &format!("{what}: max infer"));
     let mut dx = vec![DX0; xs.len()];
-    max_pool_backward(&want.dy, ys, &argmax, &mut dx, xs, true);
+    max_pool_backward(&want.dy, ys, &taps, p, &mut dx, xs, true);
     assert_bits(&dx, &want.dx, &format!("{what}: max backward, adding"));
     let mut dx = vec![f32::NAN; xs.len()];
-    max_pool_backward(&want.dy, ys, &argmax, &mut dx, xs, false);
+    max_pool_backward(&want.dy, ys, &taps, p, &mut dx, xs, false);
     assert_bits(&dx, &want.grad, &format!("{what}: max backward, overwriting"));
     Ok(())
 }

@@ -34,7 +34,7 @@ use candle_core::{Device, Tensor};
 use self::conv::{Algorithm, ConvGeom};
 use self::pointwise::{Arith, Hwc};
 use self::siblings::Siblings;
-use self::window::{Nhwc, PoolWindow};
+use self::window::{Nhwc, PoolWindow, Tap};
 use super::{Mode, Model};
 use crate::graph::{Graph, NodeId, Op, UpsampleMode};
 use crate::rng::{Rng, TAG_DROPOUT, mix};
@@ -87,7 +87,8 @@ enum Exec {
     },
     MaxPool {
         window: PoolWindow,
-        argmax: Vec<u32>,
+        /// Where each output's maximum was in the last training pass.
+        taps: Vec<Tap>,
     },
     AvgPool {
         window: PoolWindow,
@@ -290,9 +291,17 @@ impl Net {
                 }
                 Op::Sigmoid => Exec::Sigmoid,
                 Op::Affine { scale, shift } => Exec::Affine { scale: *scale as f32, shift: *shift as f32 },
+                Op::MaxPool { kernel, .. } if *kernel > window::MAX_POOL_KERNEL => {
+                    return Err(Error(format!(
+                        "max pooling `{}` has a {kernel}x{kernel} window; the native engine pools at most {m}x{m} \
+                         (`--engine candle` has no limit)",
+                        node.name,
+                        m = window::MAX_POOL_KERNEL
+                    )));
+                }
                 Op::MaxPool { kernel, stride, padding, ceil_mode } => Exec::MaxPool {
                     window: PoolWindow { kernel: *kernel, stride: *stride, padding: *padding, ceil_mode: *ceil_mode },
-                    argmax: Vec::new(),
+                    taps: Vec::new(),
                 },
                 Op::AvgPool { kernel, stride, padding, ceil_mode } => Exec::AvgPool {
                     window: PoolWindow { kernel: *kernel, stride: *stride, padding: *padding, ceil_mode: *ceil_mode },
@@ -462,7 +471,7 @@ impl Net {
                 self.acts[id] = vec![0.0; n * self.shapes[id].len()];
             }
             match &mut self.exec[id] {
-                Exec::MaxPool { argmax, .. } => *argmax = vec![0; n * self.shapes[id].len()],
+                Exec::MaxPool { taps, .. } => *taps = vec![0; n * self.shapes[id].len()],
                 Exec::Dropout { mask, .. } => *mask = vec![0.0; n * self.shapes[id].len()],
                 _ => {}
             }
@@ -528,10 +537,10 @@ impl Net {
                 let (a, b) = (*scale, *shift);
                 pointwise::map(x(0), y, move |v| v * a + b)
             }
-            Exec::MaxPool { window, argmax } => {
+            Exec::MaxPool { window, taps } => {
                 let (xs, ys) = (nhwc(in_shape(0), n), nhwc(s, n));
                 match mode {
-                    Mode::Train => window::max_pool_forward(x(0), xs, *window, y, ys, &mut argmax[..y.len()]),
+                    Mode::Train => window::max_pool_forward(x(0), xs, *window, y, ys, &mut taps[..y.len()]),
                     Mode::Eval => window::max_pool_infer(x(0), xs, *window, y, ys),
                 }
             }
@@ -784,10 +793,10 @@ impl Net {
                     pointwise::map2_into(y, dy, dx, add, move |_, g| g * a);
                 }
             }
-            Exec::MaxPool { argmax, .. } => {
+            Exec::MaxPool { window, taps } => {
                 if let Some((dx, add)) = dx0.map(GradBuf::writing) {
-                    let argmax = &argmax[..dy.len()];
-                    window::max_pool_backward(dy, nhwc(s, n), argmax, dx, nhwc(in_shape(0), n), add);
+                    let taps = &taps[..dy.len()];
+                    window::max_pool_backward(dy, nhwc(s, n), taps, *window, dx, nhwc(in_shape(0), n), add);
                 }
             }
             Exec::AvgPool { window } => {

@@ -11,9 +11,8 @@
 //! dimension innermost so that the loops vectorize. The backward passes add
 //! into `dx`: each input element first sums the output gradients of the
 //! windows that read it, in the NCHW op's order, then adds that sum to `dx`,
-//! so that from a zero `dx` they give the NCHW op's gradient exactly. Those
-//! that know the windows gather, row by row, instead of scattering; max
-//! pooling's backward, which only has the argmax, scatters image by image.
+//! so that from a zero `dx` they give the NCHW op's gradient exactly. They
+//! gather, row by row, instead of scattering.
 
 use std::ops::Range;
 
@@ -67,9 +66,19 @@ fn min_rows(row_len: usize) -> usize {
     (MIN_TASK / row_len.max(1)).max(1)
 }
 
-/// The argmax of an empty window. Pooling windows are never empty for
-/// padding at most half the kernel; this keeps such a window harmless.
-const NO_ARGMAX: u32 = u32::MAX;
+/// Where in its window a max-pool output's maximum is: the tap
+/// `ty * kernel + tx`, its row and column within the window (padding
+/// included). Two bytes per output where an index into the image took four,
+/// and the same for every output a tap is read by, so that the kernels
+/// handle a tap for a whole row of outputs in one vector loop.
+pub type Tap = u16;
+
+/// The tap of an empty window. Pooling windows are never empty for padding
+/// at most half the kernel; this keeps such a window harmless: no tap is it.
+pub const NO_TAP: Tap = Tap::MAX;
+
+/// The largest max-pool kernel whose taps fit a [`Tap`].
+pub const MAX_POOL_KERNEL: usize = 255;
 
 /// The windows along an axis of `size` input elements, `out` of them.
 fn windows(p: PoolWindow, size: usize, out: usize) -> Vec<Window> {
@@ -90,6 +99,32 @@ fn covering(windows: &[Window], size: usize) -> Vec<Range<usize>> {
         .collect()
 }
 
+/// Where output `o`'s window starts along an axis (before the input when
+/// padded).
+fn window_start(p: PoolWindow, o: usize) -> isize {
+    (o * p.stride) as isize - p.padding as isize
+}
+
+/// The outputs, of `outs` along an axis of `size` inputs, whose windows
+/// read an input at their tap `t`: those with `window_start(o) + t` in
+/// `0..size`. A range, as the windows move with the output index.
+fn reading(p: PoolWindow, t: usize, size: usize, outs: usize) -> Range<usize> {
+    let (stride, shift) = (p.stride as isize, t as isize - p.padding as isize);
+    let lo = ((-shift).max(0) + stride - 1) / stride;
+    let hi = if shift >= size as isize { 0 } else { (size as isize - shift - 1) / stride + 1 };
+    let (lo, hi) = (lo as usize, (hi as usize).min(outs));
+    lo..hi.max(lo)
+}
+
+/// The outputs of `outs` (from [`reading`]) in runs that read consecutive
+/// inputs at tap `t`, each with its first input: all in one run with
+/// stride 1, one by one otherwise.
+fn runs(p: PoolWindow, outs: Range<usize>, t: usize) -> impl Iterator<Item = (Range<usize>, usize)> {
+    let step = if p.stride == 1 { outs.len().max(1) } else { 1 };
+    let end = outs.end;
+    outs.step_by(step).map(move |o| (o..(o + step).min(end), (window_start(p, o) + t as isize) as usize))
+}
+
 fn check_pool(x: &[f32], xs: Nhwc, y: &[f32], ys: Nhwc) {
     debug_assert_eq!(x.len(), xs.len());
     debug_assert_eq!(y.len(), ys.len());
@@ -103,169 +138,167 @@ fn wins(v: f32, best: f32) -> bool {
     (v > best) | v.is_nan()
 }
 
-/// `if take { a } else { b }` on bits, which the compiler vectorizes where it
-/// would make `y = if take { v } else { y }` a conditional store.
-#[inline(always)]
-fn select(take: bool, a: u32, b: u32) -> u32 {
-    let mask = (take as u32).wrapping_neg();
-    (a & mask) | (b & !mask)
-}
-
-/// Channels a max-pool window is scanned for at once: one AVX2 register,
-/// whose maximum and argmax stay in registers across the window's taps.
-const LANES: usize = 8;
-
-/// The maximum (and where it is) of one window over channels `ch..ch + L`
-/// of an image: the first tap starts it, as in the NCHW op, so that a window
-/// of -inf still points at its first element.
-#[inline(always)]
-fn window_max<const L: usize>(
-    image: &[f32],
-    c: usize,
-    ch: usize,
-    taps: impl Iterator<Item = usize>,
-) -> ([f32; L], [u32; L]) {
-    let mut taps = taps;
-    let first = taps.next().expect("a window has at least one tap");
-    let mut best: [f32; L] = image[first * c + ch..][..L].try_into().expect("L channels");
-    let mut at = [first as u32; L];
-    for i in taps {
-        let x: &[f32; L] = image[i * c + ch..][..L].try_into().expect("L channels");
-        for l in 0..L {
-            let take = wins(x[l], best[l]);
-            best[l] = f32::from_bits(select(take, x[l].to_bits(), best[l].to_bits()));
-            at[l] = select(take, i as u32, at[l]);
-        }
-    }
-    (best, at)
-}
-
-/// Max pooling over one output row of an image, writing values and, when
-/// given, argmaxes. Compiled per instruction set and chosen at run time
-/// (docs/decisions.md, 22): [`window_max`] keeps eight channels in one
-/// register only with AVX2 or better.
+/// One tap of max pooling over a run of outputs: `x` holds the input each
+/// output reads at the tap, in the outputs' order. Compiled per instruction
+/// set and chosen at run time (docs/decisions.md, 22), as the kernels below.
 #[multiversion(targets = "simd")]
+fn max_tap(x: &[f32], best: &mut [f32]) {
+    for (b, &v) in best.iter_mut().zip(x) {
+        *b = if wins(v, *b) { v } else { *b };
+    }
+}
+
+/// [`max_tap`] that also keeps where each maximum is: `tap` where it wins.
+#[multiversion(targets = "simd")]
+fn max_tap_where(x: &[f32], best: &mut [f32], taps: &mut [Tap], tap: Tap) {
+    for ((b, t), &v) in best.iter_mut().zip(taps.iter_mut()).zip(x) {
+        let take = wins(v, *b);
+        *b = if take { v } else { *b };
+        *t = if take { tap } else { *t };
+    }
+}
+
+/// Adds to `acc` the gradients `dy` of the outputs whose maximum is at `tap`.
+#[multiversion(targets = "simd")]
+fn add_at_tap(acc: &mut [f32], dy: &[f32], taps: &[Tap], tap: Tap) {
+    for ((a, &g), &t) in acc.iter_mut().zip(dy).zip(taps) {
+        // Adding 0.0 leaves a sum that starts at 0.0 bit for bit as it is.
+        *a += if t == tap { g } else { 0.0 };
+    }
+}
+
+/// Max pooling over output row `oh` of an image (`y`, `ow * c` values),
+/// writing where each maximum is into `taps` when given.
+///
+/// The window's taps go in the NCHW op's order, row by row, and each runs
+/// over every output that reads an input there at once: with stride 1,
+/// those outputs read one run of the input row. Every output starts at -inf
+/// on its window's first tap, so that the first maximum, the last NaN, and
+/// a window of -inf pointing at its first tap come out as in the NCHW op.
+#[allow(clippy::too_many_arguments)]
 fn max_pool_row(
     image: &[f32],
     w: usize,
     c: usize,
-    r: Window,
+    p: PoolWindow,
+    (oh, r): (usize, Window),
     cols: &[Window],
     y: &mut [f32],
-    mut argmax: Option<&mut [u32]>,
+    mut taps: Option<&mut [Tap]>,
 ) {
-    for (o, col) in cols.iter().enumerate() {
-        if r.lo == r.hi || col.lo == col.hi {
-            y[o * c..][..c].fill(f32::NEG_INFINITY);
-            if let Some(a) = argmax.as_deref_mut() {
-                a[o * c..][..c].fill(NO_ARGMAX);
-            }
-            continue;
+    y.fill(f32::NEG_INFINITY);
+    let row_start = window_start(p, oh);
+    let tap_of = |ty: isize, tx: isize| (ty as usize * p.kernel + tx as usize) as Tap;
+    if let Some(taps) = taps.as_deref_mut() {
+        for (o, col) in cols.iter().enumerate() {
+            let first = if r.lo == r.hi || col.lo == col.hi {
+                NO_TAP
+            } else {
+                tap_of(r.lo as isize - row_start, col.lo as isize - window_start(p, o))
+            };
+            taps[o * c..][..c].fill(first);
         }
-        let taps = || (r.lo..r.hi).flat_map(move |ih| (col.lo..col.hi).map(move |iw| ih * w + iw));
-        let (y, mut argmax) = (&mut y[o * c..][..c], argmax.as_deref_mut().map(|a| &mut a[o * c..][..c]));
-        let mut ch = 0;
-        while ch + LANES <= c {
-            let (best, at) = window_max::<LANES>(image, c, ch, taps());
-            y[ch..ch + LANES].copy_from_slice(&best);
-            if let Some(a) = argmax.as_deref_mut() {
-                a[ch..ch + LANES].copy_from_slice(&at);
-            }
-            ch += LANES;
-        }
-        for ch in ch..c {
-            let ([best], [at]) = window_max::<1>(image, c, ch, taps());
-            y[ch] = best;
-            if let Some(a) = argmax.as_deref_mut() {
-                a[ch] = at;
+    }
+    for ih in r.lo..r.hi {
+        let input = &image[ih * w * c..][..w * c];
+        for tx in 0..p.kernel {
+            let outs = reading(p, tx, w, cols.len());
+            let tap = tap_of(ih as isize - row_start, tx as isize);
+            for (outs, iw) in runs(p, outs, tx) {
+                let (x, span) = (&input[iw * c..][..outs.len() * c], outs.start * c..outs.end * c);
+                match taps.as_deref_mut() {
+                    Some(taps) => max_tap_where(x, &mut y[span.clone()], &mut taps[span], tap),
+                    None => max_tap(x, &mut y[span]),
+                }
             }
         }
     }
 }
 
 /// Max pooling. `y` has shape `ys` (same n and c as `xs`, h/w from
-/// [`window_output`](crate::graph::window_output)). `argmax[i]` receives, for
-/// each element of y, the spatial index `iy * xs.w + ix` within its input
-/// image of the maximum: the first one, or the last NaN, as PyTorch.
-pub fn max_pool_forward(x: &[f32], xs: Nhwc, p: PoolWindow, y: &mut [f32], ys: Nhwc, argmax: &mut [u32]) {
-    check_pool(x, xs, y, ys);
-    debug_assert_eq!(argmax.len(), y.len());
-    debug_assert!(xs.h * xs.w < NO_ARGMAX as usize);
-    if y.is_empty() {
-        return;
-    }
-    let (rows, cols) = (windows(p, xs.h, ys.h), windows(p, xs.w, ys.w));
-    y.par_chunks_mut(ys.row())
-        .zip(argmax.par_chunks_mut(ys.row()))
-        .enumerate()
-        .with_min_len(min_rows(ys.row()))
-        .for_each(|(row, (y, argmax))| {
-            let (b, r) = (row / ys.h, rows[row % ys.h]);
-            let image = &x[b * xs.h * xs.row()..(b + 1) * xs.h * xs.row()];
-            max_pool_row(image, xs.w, xs.c, r, &cols, y, Some(argmax));
-        });
+/// [`window_output`](crate::graph::window_output)). `taps` receives, for
+/// each element of y, where in its window the maximum is (see [`Tap`]):
+/// the first one, or the last NaN, as PyTorch.
+pub fn max_pool_forward(x: &[f32], xs: Nhwc, p: PoolWindow, y: &mut [f32], ys: Nhwc, taps: &mut [Tap]) {
+    max_pool(x, xs, p, y, ys, Some(taps));
 }
 
-/// Max pooling for inference: [`max_pool_forward`] without the argmax.
+/// Max pooling for inference: [`max_pool_forward`] without the taps.
 pub fn max_pool_infer(x: &[f32], xs: Nhwc, p: PoolWindow, y: &mut [f32], ys: Nhwc) {
+    max_pool(x, xs, p, y, ys, None);
+}
+
+fn max_pool(x: &[f32], xs: Nhwc, p: PoolWindow, y: &mut [f32], ys: Nhwc, taps: Option<&mut [Tap]>) {
     check_pool(x, xs, y, ys);
+    assert!(p.kernel <= MAX_POOL_KERNEL, "max pooling kernel {} above {MAX_POOL_KERNEL}", p.kernel);
     if y.is_empty() {
         return;
     }
     let (rows, cols) = (windows(p, xs.h, ys.h), windows(p, xs.w, ys.w));
-    y.par_chunks_mut(ys.row()).enumerate().with_min_len(min_rows(ys.row())).for_each(|(row, y)| {
-        let (b, r) = (row / ys.h, rows[row % ys.h]);
-        let image = &x[b * xs.h * xs.row()..(b + 1) * xs.h * xs.row()];
-        max_pool_row(image, xs.w, xs.c, r, &cols, y, None);
-    });
+    let image_len = xs.h * xs.row();
+    let run = |row: usize, y: &mut [f32], taps: Option<&mut [Tap]>| {
+        let (b, oh) = (row / ys.h, row % ys.h);
+        let image = &x[b * image_len..(b + 1) * image_len];
+        max_pool_row(image, xs.w, xs.c, p, (oh, rows[oh]), &cols, y, taps);
+    };
+    let min_len = min_rows(ys.row());
+    match taps {
+        Some(taps) => {
+            debug_assert_eq!(taps.len(), y.len());
+            y.par_chunks_mut(ys.row())
+                .zip(taps.par_chunks_mut(ys.row()))
+                .enumerate()
+                .with_min_len(min_len)
+                .for_each(|(row, (y, taps))| run(row, y, Some(taps)));
+        }
+        None => y.par_chunks_mut(ys.row()).enumerate().with_min_len(min_len).for_each(|(row, y)| run(row, y, None)),
+    }
 }
 
 /// The backward pass of max pooling: the gradient `dy` (shape `ys`) routed
-/// to `dx` (shape `xs`) at the `argmax` of [`max_pool_forward`], added to
-/// `dx` when `add`, written over it otherwise.
+/// to `dx` (shape `xs`) at the `taps` of [`max_pool_forward`] with window
+/// `p`, added to `dx` when `add`, written over it otherwise.
 ///
-/// Without the window, which outputs may route to an input is unknown, so
-/// this one scatters, image by image. Each input's gradients are summed in
-/// the NCHW op's order: straight into a zeroed `dx` when overwriting, else
-/// in a scratch image that is then added to `dx`, which gives the NCHW
-/// op's sum bit for bit either way.
-pub fn max_pool_backward(dy: &[f32], ys: Nhwc, argmax: &[u32], dx: &mut [f32], xs: Nhwc, add: bool) {
+/// It gathers, input row by input row: each input sums the gradients of
+/// the outputs whose maximum it is, in the order of the outputs (the NCHW
+/// op's scatter order), and then that sum is added to, or written as, its
+/// `dx`. So it gives the NCHW op's gradient bit for bit.
+pub fn max_pool_backward(dy: &[f32], ys: Nhwc, taps: &[Tap], p: PoolWindow, dx: &mut [f32], xs: Nhwc, add: bool) {
     check_pool(dx, xs, dy, ys);
-    debug_assert_eq!(argmax.len(), dy.len());
+    debug_assert_eq!(taps.len(), dy.len());
     if dx.is_empty() {
         return;
     }
-    let (image_in, image_out, c) = (xs.h * xs.row(), ys.h * ys.row(), xs.c);
-    // A few tasks per thread, each with one scratch image when adding.
-    let per_task = xs.n.div_ceil(4 * rayon::current_num_threads()).max(min_rows(image_in));
-    dx.par_chunks_mut(per_task * image_in).enumerate().for_each(|(task, dx)| {
-        let mut sum = if add { vec![0f32; image_in] } else { Vec::new() };
-        for (b, dx) in (task * per_task..).zip(dx.chunks_exact_mut(image_in)) {
-            let (dy, argmax) = (&dy[b * image_out..(b + 1) * image_out], &argmax[b * image_out..(b + 1) * image_out]);
-            if add {
-                scatter_to_argmax(dy, argmax, c, &mut sum);
-                for (dx, s) in dx.iter_mut().zip(sum.iter_mut()) {
-                    *dx += *s;
-                    *s = 0.0;
+    let row_cover = covering(&windows(p, xs.h, ys.h), xs.h);
+    let c = xs.c;
+    dx.par_chunks_mut(xs.row()).enumerate().with_min_len(min_rows(xs.row())).for_each_init(
+        || if add { vec![0f32; xs.row()] } else { Vec::new() },
+        |scratch, (row, dx)| {
+            let (b, ih) = (row / xs.h, row % xs.h);
+            let acc = if add { scratch.as_mut_slice() } else { &mut *dx };
+            acc.fill(0.0);
+            for oh in row_cover[ih].clone() {
+                let ty = (ih as isize - window_start(p, oh)) as usize;
+                let out_row = (b * ys.h + oh) * ys.row()..(b * ys.h + oh + 1) * ys.row();
+                let (dy, taps) = (&dy[out_row.clone()], &taps[out_row]);
+                // Taps from the last to the first: the outputs that reach an
+                // input, from the first to the last.
+                for tx in (0..p.kernel).rev() {
+                    let outs = reading(p, tx, xs.w, ys.w);
+                    let tap = (ty * p.kernel + tx) as Tap;
+                    for (outs, iw) in runs(p, outs, tx) {
+                        let span = outs.start * c..outs.end * c;
+                        add_at_tap(&mut acc[iw * c..][..span.len()], &dy[span.clone()], &taps[span], tap);
+                    }
                 }
-            } else {
-                dx.fill(0.0);
-                scatter_to_argmax(dy, argmax, c, dx);
             }
-        }
-    });
-}
-
-/// Adds one image's output gradients `dy` into `image` at their argmaxes.
-fn scatter_to_argmax(dy: &[f32], argmax: &[u32], c: usize, image: &mut [f32]) {
-    for (dy, argmax) in dy.chunks_exact(c).zip(argmax.chunks_exact(c)) {
-        for (ch, (&g, &a)) in dy.iter().zip(argmax).enumerate() {
-            // Out of range for an empty window's NO_ARGMAX.
-            if let Some(s) = image.get_mut(a as usize * c + ch) {
-                *s += g;
+            if add {
+                for (dx, s) in dx.iter_mut().zip(scratch.iter()) {
+                    *dx += *s;
+                }
             }
-        }
-    }
+        },
+    );
 }
 
 /// Average pooling with `count_include_pad=True`: the divisor is the window
