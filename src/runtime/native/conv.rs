@@ -117,6 +117,15 @@ impl ConvGeom {
         (o * self.stride + t * self.dilation).checked_sub(self.padding).filter(|i| *i < len)
     }
 
+    /// Where output column `ox`'s kernel row starts in the input, when its
+    /// taps are one run of the input row: all inside it, one after another
+    /// (no dilation), and every channel read (one group).
+    fn adjacent_taps(&self, ox: usize) -> Option<usize> {
+        let whole = self.dilation == 1 && self.groups == 1;
+        let first = self.source(ox, 0, self.w).filter(|_| whole)?;
+        self.source(ox, self.k - 1, self.w).map(|_| first)
+    }
+
     /// Work per image, for deciding whether to split across threads.
     fn work_per_image(&self) -> usize {
         self.out_pixels() * self.cout * self.field()
@@ -160,6 +169,12 @@ fn im2col(g: &ConvGeom, x: &[f32], group: usize, rows: Range<usize>, cols: &mut 
                 taps.fill(0.0);
                 continue;
             };
+            if let Some(ix) = g.adjacent_taps(ox) {
+                // With few channels, one copy of the kernel row rather than
+                // one per tap: the copies cost more than the products.
+                taps.copy_from_slice(&x[((b * g.h + iy) * g.w + ix) * g.cin..][..g.k * cig]);
+                continue;
+            }
             for (j, tap) in taps.chunks_exact_mut(cig).enumerate() {
                 match g.source(ox, j, g.w) {
                     Some(ix) => tap.copy_from_slice(&x[((b * g.h + iy) * g.w + ix) * g.cin + first_channel..][..cig]),
@@ -179,7 +194,13 @@ fn col2im(g: &ConvGeom, cols: &[f32], group: usize, rows: Range<usize>, dx: &mut
         let (b, oy, ox) = (r / g.out_pixels() - first_image, r / g.ow % g.oh, r % g.ow);
         for i in 0..g.k {
             let Some(iy) = g.source(oy, i, g.h) else { continue };
-            for (j, tap) in col[i * g.k * cig..][..g.k * cig].chunks_exact(cig).enumerate() {
+            let taps = &col[i * g.k * cig..][..g.k * cig];
+            if let Some(ix) = g.adjacent_taps(ox) {
+                let dst = &mut dx[((b * g.h + iy) * g.w + ix) * g.cin..][..g.k * cig];
+                dst.iter_mut().zip(taps).for_each(|(d, v)| *d += *v);
+                continue;
+            }
+            for (j, tap) in taps.chunks_exact(cig).enumerate() {
                 if let Some(ix) = g.source(ox, j, g.w) {
                     let dst = &mut dx[((b * g.h + iy) * g.w + ix) * g.cin + first_channel..][..cig];
                     for (d, v) in dst.iter_mut().zip(tap) {
