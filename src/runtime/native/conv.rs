@@ -163,13 +163,14 @@ fn im2col(g: &ConvGeom, x: &[f32], group: usize, rows: Range<usize>, cols: &mut 
     let first_channel = group * cig;
     for (r, col) in rows.zip(cols.chunks_exact_mut(field)) {
         let (b, oy, ox) = (r / g.out_pixels(), r / g.ow % g.oh, r % g.ow);
+        let row_start = g.adjacent_taps(ox);
         for i in 0..g.k {
             let taps = &mut col[i * g.k * cig..][..g.k * cig];
             let Some(iy) = g.source(oy, i, g.h) else {
                 taps.fill(0.0);
                 continue;
             };
-            if let Some(ix) = g.adjacent_taps(ox) {
+            if let Some(ix) = row_start {
                 // With few channels, one copy of the kernel row rather than
                 // one per tap: the copies cost more than the products.
                 taps.copy_from_slice(&x[((b * g.h + iy) * g.w + ix) * g.cin..][..g.k * cig]);
@@ -192,10 +193,11 @@ fn col2im(g: &ConvGeom, cols: &[f32], group: usize, rows: Range<usize>, dx: &mut
     let first_channel = group * cig;
     for (r, col) in rows.zip(cols.chunks_exact(field)) {
         let (b, oy, ox) = (r / g.out_pixels() - first_image, r / g.ow % g.oh, r % g.ow);
+        let row_start = g.adjacent_taps(ox);
         for i in 0..g.k {
             let Some(iy) = g.source(oy, i, g.h) else { continue };
             let taps = &col[i * g.k * cig..][..g.k * cig];
-            if let Some(ix) = g.adjacent_taps(ox) {
+            if let Some(ix) = row_start {
                 let dst = &mut dx[((b * g.h + iy) * g.w + ix) * g.cin..][..g.k * cig];
                 dst.iter_mut().zip(taps).for_each(|(d, v)| *d += *v);
                 continue;

@@ -116,6 +116,18 @@ fn reading(p: PoolWindow, t: usize, size: usize, outs: usize) -> Range<usize> {
     lo..hi.max(lo)
 }
 
+/// For each tap column `tx` of the window, the outputs along an axis of
+/// `size` inputs that read an input there ([`reading`]): the same for every
+/// row, so found once per call.
+fn reading_per_tap(p: PoolWindow, size: usize, outs: usize) -> Vec<Range<usize>> {
+    (0..p.kernel).map(|tx| reading(p, tx, size, outs)).collect()
+}
+
+/// The tap at row `ty`, column `tx` of the window.
+fn tap_at(p: PoolWindow, ty: usize, tx: usize) -> Tap {
+    (ty * p.kernel + tx) as Tap
+}
+
 /// The outputs of `outs` (from [`reading`]) in runs that read consecutive
 /// inputs at tap `t`, each with its first input: all in one run with
 /// stride 1, one by one otherwise.
@@ -182,29 +194,25 @@ fn max_pool_row(
     c: usize,
     p: PoolWindow,
     (oh, r): (usize, Window),
-    cols: &[Window],
+    (cols, col_reads): (&[Window], &[Range<usize>]),
     y: &mut [f32],
     mut taps: Option<&mut [Tap]>,
 ) {
     y.fill(f32::NEG_INFINITY);
-    let row_start = window_start(p, oh);
-    let tap_of = |ty: isize, tx: isize| (ty as usize * p.kernel + tx as usize) as Tap;
+    // Where in the window an input at this row or column is.
+    let ty = |ih: usize| (ih as isize - window_start(p, oh)) as usize;
+    let tx = |o: usize, iw: usize| (iw as isize - window_start(p, o)) as usize;
     if let Some(taps) = taps.as_deref_mut() {
         for (o, col) in cols.iter().enumerate() {
-            let first = if r.lo == r.hi || col.lo == col.hi {
-                NO_TAP
-            } else {
-                tap_of(r.lo as isize - row_start, col.lo as isize - window_start(p, o))
-            };
+            let first = if r.lo == r.hi || col.lo == col.hi { NO_TAP } else { tap_at(p, ty(r.lo), tx(o, col.lo)) };
             taps[o * c..][..c].fill(first);
         }
     }
     for ih in r.lo..r.hi {
         let input = &image[ih * w * c..][..w * c];
-        for tx in 0..p.kernel {
-            let outs = reading(p, tx, w, cols.len());
-            let tap = tap_of(ih as isize - row_start, tx as isize);
-            for (outs, iw) in runs(p, outs, tx) {
+        for (tx, outs) in col_reads.iter().enumerate() {
+            let tap = tap_at(p, ty(ih), tx);
+            for (outs, iw) in runs(p, outs.clone(), tx) {
                 let (x, span) = (&input[iw * c..][..outs.len() * c], outs.start * c..outs.end * c);
                 match taps.as_deref_mut() {
                     Some(taps) => max_tap_where(x, &mut y[span.clone()], &mut taps[span], tap),
@@ -235,11 +243,12 @@ fn max_pool(x: &[f32], xs: Nhwc, p: PoolWindow, y: &mut [f32], ys: Nhwc, taps: O
         return;
     }
     let (rows, cols) = (windows(p, xs.h, ys.h), windows(p, xs.w, ys.w));
+    let col_reads = reading_per_tap(p, xs.w, ys.w);
     let image_len = xs.h * xs.row();
     let run = |row: usize, y: &mut [f32], taps: Option<&mut [Tap]>| {
         let (b, oh) = (row / ys.h, row % ys.h);
         let image = &x[b * image_len..(b + 1) * image_len];
-        max_pool_row(image, xs.w, xs.c, p, (oh, rows[oh]), &cols, y, taps);
+        max_pool_row(image, xs.w, xs.c, p, (oh, rows[oh]), (&cols, &col_reads), y, taps);
     };
     let min_len = min_rows(ys.row());
     match taps {
@@ -270,6 +279,7 @@ pub fn max_pool_backward(dy: &[f32], ys: Nhwc, taps: &[Tap], p: PoolWindow, dx: 
         return;
     }
     let row_cover = covering(&windows(p, xs.h, ys.h), xs.h);
+    let col_reads = reading_per_tap(p, xs.w, ys.w);
     let c = xs.c;
     dx.par_chunks_mut(xs.row()).enumerate().with_min_len(min_rows(xs.row())).for_each_init(
         || if add { vec![0f32; xs.row()] } else { Vec::new() },
@@ -283,10 +293,9 @@ pub fn max_pool_backward(dy: &[f32], ys: Nhwc, taps: &[Tap], p: PoolWindow, dx: 
                 let (dy, taps) = (&dy[out_row.clone()], &taps[out_row]);
                 // Taps from the last to the first: the outputs that reach an
                 // input, from the first to the last.
-                for tx in (0..p.kernel).rev() {
-                    let outs = reading(p, tx, xs.w, ys.w);
-                    let tap = (ty * p.kernel + tx) as Tap;
-                    for (outs, iw) in runs(p, outs, tx) {
+                for (tx, outs) in col_reads.iter().enumerate().rev() {
+                    let tap = tap_at(p, ty, tx);
+                    for (outs, iw) in runs(p, outs.clone(), tx) {
                         let span = outs.start * c..outs.end * c;
                         add_at_tap(&mut acc[iw * c..][..span.len()], &dy[span.clone()], &taps[span], tap);
                     }
