@@ -16,6 +16,7 @@ use serde::Serialize;
 
 use crate::data::Batch;
 use crate::graph::Graph;
+use crate::memory;
 use crate::recipe::Optimizer as OptimizerSettings;
 use crate::rng::{Rng, mix};
 use crate::runtime::native::Net;
@@ -156,6 +157,9 @@ pub fn bench(graph: &Graph, opts: &BenchOptions) -> Result<BenchReport, String> 
     if opts.batch == 0 || opts.steps == 0 {
         return Err("`--batch` and `--steps` must be at least 1".to_string());
     }
+    // The batch lives where the engine runs; the model starts on the CPU.
+    let batch_on_cpu = if opts.device.is_cpu() { opts.batch } else { 0 };
+    memory::check_batch_fits(graph, batch_on_cpu, "`--batch`")?;
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(opts.threads)
         .build()

@@ -17,6 +17,7 @@ pub mod fmt;
 pub mod graph;
 pub mod import;
 pub mod lsp;
+pub mod memory;
 pub mod probe;
 pub mod recipe;
 pub mod rng;

@@ -1,6 +1,7 @@
 //! When the machine says no: a disk that fills up while a checkpoint is
-//! written, and a run directory that cannot be written. Each ends in a
-//! message that names the file, and the last checkpoint stays whole.
+//! written, a run directory that cannot be written, and a batch, net or
+//! data set larger than memory. Each ends in a message that names what and
+//! where, the last checkpoint stays whole, and nothing aborts.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -129,4 +130,54 @@ fn a_read_only_run_directory_is_refused_by_name_and_still_evaluates() {
     set_mode(0o755, 0o644);
     assert_eq!(std::fs::read(run.join("last.safetensors")).expect("still there"), before);
     let _ = std::fs::remove_dir_all(&sandbox);
+}
+
+/// netc in `dir` with `args`, expected to refuse: its exit code 1 and its
+/// message, which must not be an abort's or a panic's.
+fn refused(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_netc")).current_dir(dir).args(args).output().expect("netc runs");
+    let err = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+    assert!(!err.contains("panicked") && !err.contains("memory allocation"), "{args:?}: {err}");
+    err
+}
+
+// The sizes below need from one to thousands of terabytes, far more than
+// the machines that run these tests have, so that they refuse the same way
+// on each.
+
+#[test]
+fn a_batch_larger_than_memory_is_refused_with_the_batch_that_fits() {
+    let dir = open_folder(&format!("netc-resources-batch-{}", std::process::id()));
+    let spec = std::fs::canonicalize("specs/inception_v1.net").expect("the spec");
+    let spec = spec.to_str().unwrap();
+    let err = refused(&dir, &["bench", spec, "--batch", "100000000"]);
+    assert!(err.contains("batches of 100000000 images") && err.contains("use a smaller batch (`--batch`"), "{err}");
+    let err = refused(&dir, &["run", spec, "--data", "synthetic", "--batch-size", "100000000", "--out", "run"]);
+    assert!(err.contains("`--batch-size`") && err.contains("images fit"), "{err}");
+    assert!(!dir.join("run").exists(), "a run that cannot start leaves no directory");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_net_or_data_set_larger_than_memory_is_refused_before_it_is_allocated() {
+    let dir = open_folder(&format!("netc-resources-large-{}", std::process::id()));
+    let spec = std::fs::read_to_string("tests/fixtures/small_cnn.net").expect("the spec");
+    let huge_input = spec.replace("input x: [3, 32, 32]", "input x: [3, 65536, 65536]");
+    assert_ne!(huge_input, spec, "the fixture's input line moved");
+    std::fs::write(dir.join("huge_input.net"), huge_input).expect("write a spec");
+    let err = refused(&dir, &["run", "huge_input.net", "--train-images", "10000", "--out", "run"]);
+    assert!(err.contains("synthetic: 10000 images of 3x65536x65536") && err.contains("fewer images"), "{err}");
+    assert!(!dir.join("run").exists(), "a run that cannot start leaves no directory");
+    let err = refused(&dir, &["bench", "huge_input.net", "--batch", "1"]);
+    assert!(err.contains("one image alone needs") && err.contains("[3, 65536, 65536]"), "{err}");
+
+    let wide = std::fs::canonicalize("specs/inception_v1.net").expect("the spec");
+    let wide = wide.to_str().unwrap();
+    let err = refused(&dir, &["export", wide, "--set", "width=1000", "--out", "net.onnx"]);
+    assert!(err.contains("parameters need about") && err.contains("--set width="), "{err}");
+    assert!(!dir.join("net.onnx").exists(), "nothing written");
+    let err = refused(&dir, &["bench", wide, "--set", "width=1000", "--batch", "1"]);
+    assert!(err.contains("parameters, trained, need about"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

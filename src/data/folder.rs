@@ -62,6 +62,12 @@ pub(super) fn load(
     drop(entries);
 
     let size = c * h * w;
+    crate::memory::check_fits(
+        (chosen.len() * size) as u128,
+        &format!("{} images of {c}x{h}x{w}", chosen.len()),
+        "use fewer images (`--train-images`, `--test-images`)",
+    )
+    .map_err(|what| DataError::Shape { data: source.clone(), what })?;
     let mut images = vec![0u8; chosen.len() * size];
     let mut items: Vec<(&Entry, &mut [u8], Option<DataError>)> =
         chosen.iter().zip(images.chunks_exact_mut(size)).map(|(e, out)| (e, out, None)).collect();

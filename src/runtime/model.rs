@@ -164,8 +164,12 @@ pub fn error_text(e: candle_core::Error) -> String {
 impl Model {
     /// A model with freshly initialised parameters, drawn from `seed` (the
     /// same numbers on every device). It runs netc's CPU kernels on the CPU
-    /// and the portable ones elsewhere; see [`Model::with_kernels`].
+    /// and the portable ones elsewhere; see [`Model::with_kernels`]. On the
+    /// CPU, parameters that cannot fit in memory are an error, not an abort.
     pub fn new(graph: &Graph, device: &Device, seed: u64) -> Result<Model> {
+        if device.is_cpu() {
+            crate::memory::check_params_fit(graph, 1).map_err(candle_core::Error::Msg)?;
+        }
         let mut params = BTreeMap::new();
         let mut buffers = BTreeMap::new();
         let mut rng = Rng::new(mix(&[seed, TAG_INIT]));

@@ -10,6 +10,7 @@ use super::engine::{Engine, Trainer, trainer};
 use super::optim::softmax_cross_entropy;
 use crate::checkpoint::load_model;
 use crate::data::{self, Dataset, Normalize, Split};
+use crate::memory;
 
 #[derive(Clone, Debug)]
 pub struct Evaluation {
@@ -125,5 +126,7 @@ pub fn evaluate_command(
         return Err(format!("{} has no test images to evaluate on", data.source));
     }
     super::run::check_classes(graph, &data)?;
+    let batch_on_cpu = if device.is_cpu() { batch_size.min(data.len()) } else { 0 };
+    memory::check_batch_fits(graph, batch_on_cpu, "`--batch-size`")?;
     evaluate(net.as_mut(), Arc::new(data), batch_size, norm)
 }

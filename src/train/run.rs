@@ -16,6 +16,7 @@ use super::optim::{StepSettings, learning_rate};
 use crate::checkpoint::{self, Progress};
 use crate::data::{self, Dataset, Normalize, Split};
 use crate::graph::Graph;
+use crate::memory;
 use crate::recipe::{DataSource, Recipe};
 use crate::runtime::{Kernels, Model};
 
@@ -102,7 +103,7 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome, String> {
     match (&opts.resume, &opts.spec) {
         (Some(dir), _) => {
             let (graph, recipe, was) = resume_dir(dir, &opts.settings)?;
-            let ready = prepare(&graph, &recipe)?;
+            let ready = prepare(&graph, &recipe, &opts.device)?;
             // A new epoch count is written once the run can go on, and said aloud.
             if let Some(was) = was {
                 write(&dir.join("recipe.toml"), &toml::to_string(&recipe).expect("serialisable"))?;
@@ -121,7 +122,7 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome, String> {
             if let Some(out) = &opts.out {
                 refuse_existing(out)?;
             }
-            let ready = prepare(&graph, &recipe)?;
+            let ready = prepare(&graph, &recipe, &opts.device)?;
             let dir = new_dir(spec, &graph, &recipe, &opts.settings, opts.out.as_deref())?;
             train(&dir, &graph, &recipe, ready, opts).map_err(|e| without_checkpoint(&dir, e))
         }
@@ -176,7 +177,7 @@ pub(super) fn report_skipped(data: &Dataset, split: &str) {
     }
 }
 
-fn prepare(graph: &Graph, recipe: &Recipe) -> Result<Ready, String> {
+fn prepare(graph: &Graph, recipe: &Recipe, device: &Device) -> Result<Ready, String> {
     let t = &recipe.train;
     let shape = graph.image_shape()?;
     let load = |split, limit, seed| {
@@ -219,6 +220,9 @@ fn prepare(graph: &Graph, recipe: &Recipe) -> Result<Ready, String> {
     if t.batch_size == 0 {
         return Err("the batch size must be at least 1".to_string());
     }
+    // The batch lives where the engine runs; the model starts on the CPU.
+    let batch = if device.is_cpu() { (t.batch_size as usize).min(train_data.len()) } else { 0 };
+    memory::check_batch_fits(graph, batch, "`--batch-size`, or `batch_size` in the spec's [train]")?;
     let (mean, std) = train_data.channel_stats();
     // The native engine trains on the CPU; candle's model, which gives the
     // initial weights and later draws the probes, lives there too.
