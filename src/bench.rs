@@ -153,6 +153,9 @@ impl BenchReport {
     }
 }
 
+/// The most `--threads` per CPU that `netc bench` accepts.
+const MAX_THREADS_PER_CPU: usize = 4;
+
 pub fn bench(graph: &Graph, opts: &BenchOptions) -> Result<BenchReport, String> {
     if opts.batch == 0 || opts.steps == 0 {
         return Err("`--batch` and `--steps` must be at least 1".to_string());
@@ -160,6 +163,18 @@ pub fn bench(graph: &Graph, opts: &BenchOptions) -> Result<BenchReport, String> 
     // The batch lives where the engine runs; the model starts on the CPU.
     let batch_on_cpu = if opts.device.is_cpu() { opts.batch } else { 0 };
     memory::check_batch_fits(graph, batch_on_cpu, "`--batch`")?;
+    // Threads beyond the CPUs only wait on each other: 1,000 threads on 2
+    // CPUs made a step 200 times slower, and 100,000 never finished.
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if opts.threads > MAX_THREADS_PER_CPU * cpus {
+        return Err(format!(
+            "`--threads {}`: this machine has {cpus} CPU{}, and more than {} threads only wait on each other \
+             (leave `--threads` out for one per CPU)",
+            opts.threads,
+            if cpus == 1 { "" } else { "s" },
+            MAX_THREADS_PER_CPU * cpus
+        ));
+    }
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(opts.threads)
         .build()

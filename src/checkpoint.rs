@@ -4,7 +4,8 @@
 //! keeps them consistent. Any safetensors reader can open it.
 //!
 //! `train` writes them and resumes from them; `train` (for `netc eval`) and
-//! `probe` load a model from them with [`load_model`].
+//! `probe` load a model from them with [`load_model`], and read the net and
+//! recipe of the run directory around them with [`read_run_dir`].
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -188,6 +189,28 @@ fn run_hint(graph: &crate::graph::Graph, weights: &Path) -> String {
         (None, true) => {}
     }
     hint
+}
+
+/// A run directory's net and recipe as `netc run` wrote them
+/// (`graph.json`, `recipe.toml`), never the spec's. A directory without a
+/// `graph.json` is said not to be a run directory at all.
+pub fn read_run_dir(dir: &Path) -> Result<(crate::graph::Graph, crate::recipe::Recipe), String> {
+    let read = |name: &str| {
+        let path = dir.join(name);
+        std::fs::read_to_string(&path).map_err(|e| match dir.is_dir() {
+            false if !dir.exists() => format!("`{}` does not exist", dir.display()),
+            false => format!("`{}` is a file, not a run directory", dir.display()),
+            true if name == "graph.json" && e.kind() == std::io::ErrorKind::NotFound => format!(
+                "`{}` is not a run directory: it has no graph.json (`netc run` writes one first)",
+                dir.display()
+            ),
+            true => format!("`{}`: {e}", path.display()),
+        })
+    };
+    let graph =
+        serde_json::from_str(&read("graph.json")?).map_err(|e| format!("`{}/graph.json`: {e}", dir.display()))?;
+    let recipe = toml::from_str(&read("recipe.toml")?).map_err(|e| format!("`{}/recipe.toml`: {e}", dir.display()))?;
+    Ok((graph, recipe))
 }
 
 /// The net of `graph` with the weights of a checkpoint, and the input

@@ -57,7 +57,7 @@ enum Command {
         /// Untimed steps before them.
         #[arg(long, default_value_t = 2)]
         warmup: usize,
-        /// Worker threads (default: one per core).
+        /// Worker threads (default: one per core; at most 4 per core).
         #[arg(long, default_value_t = 0)]
         threads: usize,
         #[command(flatten)]

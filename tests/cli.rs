@@ -58,6 +58,29 @@ fn a_missing_spec_is_named() {
 }
 
 #[test]
+fn a_folder_that_is_not_a_run_is_named_as_such_by_resume_and_compare() {
+    for args in
+        [&["run", "--resume", "specs"][..], &["compare", "specs"], &["compare", "specs/ours.net"], &["compare", "nope"]]
+    {
+        let (code, _, err) = netc(args);
+        assert_eq!(code, 1, "{args:?}: {err}");
+        let named = match args[args.len() - 1] {
+            "specs" => "`specs` is not a run directory: it has no graph.json",
+            "nope" => "`nope` does not exist",
+            _ => "`specs/ours.net` is a file, not a run directory",
+        };
+        assert!(err.contains(named), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn bench_refuses_more_threads_than_can_work_and_says_how_many_cpus_there_are() {
+    let (code, _, err) = netc(&["bench", "specs/ours.net", "--threads", "100000"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("`--threads 100000`: this machine has") && err.contains("CPU"), "{err}");
+}
+
+#[test]
 fn run_then_eval_on_the_best_checkpoint() {
     let dir = std::env::temp_dir().join(format!("netc-cli-run-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);

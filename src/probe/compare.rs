@@ -32,13 +32,7 @@ struct Metrics {
 }
 
 fn read_run(dir: &Path) -> Result<Run, String> {
-    let read = |name: &str| {
-        std::fs::read_to_string(dir.join(name)).map_err(|e| format!("`{}`: {e}", dir.join(name).display()))
-    };
-    let graph: Graph =
-        serde_json::from_str(&read("graph.json")?).map_err(|e| format!("`{}/graph.json`: {e}", dir.display()))?;
-    let recipe: Recipe =
-        toml::from_str(&read("recipe.toml")?).map_err(|e| format!("`{}/recipe.toml`: {e}", dir.display()))?;
+    let (graph, recipe) = crate::checkpoint::read_run_dir(dir)?;
     let name = dir.file_name().map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().to_string());
     Ok(Run { name, graph, recipe, dir: dir.to_path_buf() })
 }

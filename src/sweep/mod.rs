@@ -289,15 +289,7 @@ fn state(dir: &Path) -> Result<State, String> {
         return Ok(State::Unstarted);
     }
     let cp = crate::checkpoint::load(&last, &candle_core::Device::Cpu)?;
-    let recipe: crate::recipe::Recipe = toml::from_str(
-        &std::fs::read_to_string(dir.join("recipe.toml"))
-            .map_err(|e| format!("`{}/recipe.toml`: {e}", dir.display()))?,
-    )
-    .map_err(|e| format!("`{}/recipe.toml`: {e}", dir.display()))?;
-    let graph: crate::graph::Graph = serde_json::from_str(
-        &std::fs::read_to_string(dir.join("graph.json")).map_err(|e| format!("`{}/graph.json`: {e}", dir.display()))?,
-    )
-    .map_err(|e| format!("`{}/graph.json`: {e}", dir.display()))?;
+    let (graph, recipe) = crate::checkpoint::read_run_dir(dir)?;
     let epochs_done = cp.progress.map_or(0, |p| p.epoch);
     let drawn = graph.probes.is_empty() || dir.join("probe").join("scores.json").exists();
     Ok(if epochs_done >= u64::from(recipe.train.epochs) && drawn { State::Done } else { State::Partial })

@@ -334,13 +334,7 @@ fn new_dir(spec: &Path, graph: &Graph, recipe: &Recipe, s: &Settings, out: Optio
 /// `--epochs` applied; and the epochs it had, if `--epochs` changed them.
 fn resume_dir(dir: &Path, s: &Settings) -> Result<(Graph, Recipe, Option<u32>), String> {
     check_settings(s)?;
-    let read = |name: &str| {
-        std::fs::read_to_string(dir.join(name)).map_err(|e| format!("`{}`: {e}", dir.join(name).display()))
-    };
-    let graph: Graph =
-        serde_json::from_str(&read("graph.json")?).map_err(|e| format!("`{}/graph.json`: {e}", dir.display()))?;
-    let mut recipe: Recipe =
-        toml::from_str(&read("recipe.toml")?).map_err(|e| format!("`{}/recipe.toml`: {e}", dir.display()))?;
+    let (graph, mut recipe) = checkpoint::read_run_dir(dir)?;
     let changed = !s.set.is_empty()
         || s.profile.is_some()
         || s.data.is_some()
