@@ -65,7 +65,7 @@ pub(super) fn load(
     crate::memory::check_fits(
         (chosen.len() * size) as u128,
         &format!("{} images of {c}x{h}x{w}", chosen.len()),
-        "use fewer images (`--train-images`, `--test-images`)",
+        "use fewer images (`--train-images` and `--test-images` for a run, `--count` for a probe)",
     )
     .map_err(|what| DataError::Shape { data: source.clone(), what })?;
     let mut images = vec![0u8; chosen.len() * size];

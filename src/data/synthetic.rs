@@ -38,7 +38,7 @@ pub(super) fn load(split: Split, shape: [usize; 3], limit: Option<usize>, seed: 
     crate::memory::check_fits(
         n as u128 * ((c + 1) * h * w) as u128,
         &format!("{n} images of {c}x{h}x{w} (and their object masks)"),
-        "use fewer images (`--train-images`, `--test-images`) or a smaller input",
+        "use fewer images (`--train-images` and `--test-images` for a run, `--count` for a probe) or a smaller input",
     )
     .map_err(|what| DataError::Shape { data: name.into(), what })?;
     let mut images = vec![0u8; n * c * h * w];
