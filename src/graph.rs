@@ -187,12 +187,16 @@ pub fn window_output(size: usize, span: usize, stride: usize, padding: usize, ce
 }
 
 impl Graph {
+    /// Saturating, as each node's multiply-adds are: a spec can describe a
+    /// net too large to count in 64 bits, and must not wrap or panic.
     pub fn total_params(&self) -> u64 {
-        self.nodes.iter().flat_map(|n| &n.params).map(|p| p.shape.iter().product::<usize>() as u64).sum()
+        let numel = |p: &ParamSpec| p.shape.iter().fold(1u64, |n, &d| n.saturating_mul(d as u64));
+        self.nodes.iter().flat_map(|n| &n.params).fold(0, |sum, p| sum.saturating_add(numel(p)))
     }
 
+    /// Saturating, like [`Graph::total_params`].
     pub fn total_macs(&self) -> u64 {
-        self.nodes.iter().map(|n| n.macs).sum()
+        self.nodes.iter().fold(0, |sum, n| sum.saturating_add(n.macs))
     }
 
     pub fn input_shape(&self) -> &[usize] {

@@ -64,7 +64,10 @@ pub fn table(graph: &Graph) -> String {
         group(params),
         params as f64 * 4.0 / (1 << 20) as f64
     );
-    let _ = writeln!(out, "{} multiply-adds per image ({})", group(graph.total_macs()), si(graph.total_macs()));
+    match graph.total_macs() {
+        u64::MAX => out += "more multiply-adds per image than 64 bits count (over 18.4 E)\n",
+        macs => _ = writeln!(out, "{} multiply-adds per image ({})", group(macs), si(macs)),
+    }
     for p in &graph.probes {
         let n = &graph.nodes[p.node];
         let _ = writeln!(out, "probe {} = {} {}", p.name, n.name, fmt_shape(&n.shape));

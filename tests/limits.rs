@@ -198,3 +198,17 @@ fn a_device_or_pipe_is_refused_as_a_spec_or_a_use() {
     assert_eq!(codes, ["E0003"], "{text}");
     assert!(text.contains("/dev/zero") && text.contains("not a regular file"), "{text}");
 }
+
+#[test]
+fn a_net_too_large_to_count_in_64_bits_compiles_with_its_totals_saturated() {
+    // Each of the two convolutions has about 1.6e20 multiply-adds, past
+    // u64's 1.8e19: the totals must neither wrap nor overflow.
+    let text = "net huge() {\n    input x: [3, 65536, 65536]\n    \
+                y = x |> conv(65536, 3, pad = same) |> conv(65536, 3, pad = same) |> gap |> linear(10)\n    \
+                return y\n}\n";
+    let c = compile_source(Path::new("huge.net"), text.to_string(), &[]).expect("compiles");
+    assert_eq!(c.graph.total_macs(), u64::MAX);
+    assert_eq!(c.graph.total_params(), 38_657_261_578);
+    let table = netc::summary::table(&c.graph);
+    assert!(table.contains("more multiply-adds per image than 64 bits count"), "{table}");
+}
