@@ -47,6 +47,29 @@ pub struct ParamSpec {
     pub init: Init,
 }
 
+impl ParamSpec {
+    /// The number of values, saturating: a spec can describe a tensor too
+    /// large to count in 64 bits, which must not wrap or panic.
+    pub fn numel(&self) -> u64 {
+        self.shape.iter().fold(1u64, |n, &d| n.saturating_mul(d as u64))
+    }
+}
+
+impl Node {
+    /// The number of parameter values, saturating like [`ParamSpec::numel`].
+    pub fn param_count(&self) -> u64 {
+        self.params.iter().fold(0, |sum, p| sum.saturating_add(p.numel()))
+    }
+}
+
+/// Parameters and multiply-adds of `nodes`, summed saturating (each node's
+/// multiply-adds already saturate in the compiler).
+pub fn totals<'a>(nodes: impl IntoIterator<Item = &'a Node>) -> (u64, u64) {
+    nodes
+        .into_iter()
+        .fold((0, 0), |(params, macs), n| (params.saturating_add(n.param_count()), macs.saturating_add(n.macs)))
+}
+
 /// How a parameter starts before training.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -187,16 +210,14 @@ pub fn window_output(size: usize, span: usize, stride: usize, padding: usize, ce
 }
 
 impl Graph {
-    /// Saturating, as each node's multiply-adds are: a spec can describe a
-    /// net too large to count in 64 bits, and must not wrap or panic.
+    /// Saturating ([`totals`]).
     pub fn total_params(&self) -> u64 {
-        let numel = |p: &ParamSpec| p.shape.iter().fold(1u64, |n, &d| n.saturating_mul(d as u64));
-        self.nodes.iter().flat_map(|n| &n.params).fold(0, |sum, p| sum.saturating_add(numel(p)))
+        totals(&self.nodes).0
     }
 
-    /// Saturating, like [`Graph::total_params`].
+    /// Saturating ([`totals`]).
     pub fn total_macs(&self) -> u64 {
-        self.nodes.iter().fold(0, |sum, n| sum.saturating_add(n.macs))
+        totals(&self.nodes).1
     }
 
     pub fn input_shape(&self) -> &[usize] {

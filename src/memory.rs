@@ -71,7 +71,11 @@ pub fn check_batch_fits(graph: &Graph, batch: usize, option: &str) -> Result<(),
         ),
         _ => format!("use a smaller batch ({option}; about {fits} images fit)"),
     };
-    check_fits(training_bytes(graph, batch), &format!("batches of {batch} images through `{}`", graph.name), &advice)
+    let what = match batch {
+        1 => format!("single images through `{}`", graph.name),
+        _ => format!("batches of {batch} images through `{}`", graph.name),
+    };
+    check_fits(training_bytes(graph, batch), &what, &advice)
 }
 
 /// Bytes as GiB, for messages.

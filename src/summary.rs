@@ -19,7 +19,7 @@ pub fn table(graph: &Graph) -> String {
                 n.name.clone(),
                 describe(n),
                 fmt_shape(&n.shape),
-                group(n.params.iter().map(|p| p.shape.iter().product::<usize>() as u64).sum()),
+                group(n.param_count()),
                 group(n.macs),
                 fmt_num(n.receptive_field.size.round()),
             ]
@@ -153,7 +153,8 @@ pub fn dot(graph: &Graph) -> String {
     out + "}\n"
 }
 
-/// 6166250 -> "6,166,250".
+/// 6166250 -> "6,166,250"; a count that saturated at `u64::MAX` (the IR's
+/// totals do, `graph::totals`) gets a "+".
 pub fn group(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
@@ -162,6 +163,9 @@ pub fn group(n: u64) -> String {
             out.push(',');
         }
         out.push(c);
+    }
+    if n == u64::MAX {
+        out.push('+');
     }
     out
 }

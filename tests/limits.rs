@@ -211,4 +211,13 @@ fn a_net_too_large_to_count_in_64_bits_compiles_with_its_totals_saturated() {
     assert_eq!(c.graph.total_params(), 38_657_261_578);
     let table = netc::summary::table(&c.graph);
     assert!(table.contains("more multiply-adds per image than 64 bits count"), "{table}");
+
+    // A kernel of 65,536 x 65,536 over 65,536 channels into 65,536 has
+    // 2^64 weights, one more than u64 holds.
+    let text = text
+        .replace("conv(65536, 3, pad = same) |> conv(65536, 3, pad = same)", "conv(65536, 1) |> conv(65536, 65536)");
+    let c = compile_source(Path::new("huge.net"), text, &[]).expect("compiles");
+    assert_eq!(c.graph.total_params(), u64::MAX);
+    let table = netc::summary::table(&c.graph);
+    assert!(table.contains("18,446,744,073,709,551,615+ parameters"), "{table}");
 }

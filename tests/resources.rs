@@ -166,11 +166,16 @@ fn a_net_or_data_set_larger_than_memory_is_refused_before_it_is_allocated() {
     let huge_input = spec.replace("input x: [3, 32, 32]", "input x: [3, 65536, 65536]");
     assert_ne!(huge_input, spec, "the fixture's input line moved");
     std::fs::write(dir.join("huge_input.net"), huge_input).expect("write a spec");
-    let err = refused(&dir, &["run", "huge_input.net", "--train-images", "10000", "--out", "run"]);
-    assert!(err.contains("synthetic: 10000 images of 3x65536x65536") && err.contains("fewer images"), "{err}");
+    for command in ["run", "bench"] {
+        let err = refused(&dir, &[command, "huge_input.net", "--out", "run"][..if command == "run" { 4 } else { 2 }]);
+        assert!(err.contains("one image alone needs") && err.contains("[3, 65536, 65536]"), "{err}");
+    }
+    // A net that takes one image of 512x512 easily, and far too many of them.
+    std::fs::write(dir.join("many.net"), spec.replace("input x: [3, 32, 32]", "input x: [3, 512, 512]"))
+        .expect("write");
+    let err = refused(&dir, &["run", "many.net", "--train-images", "100000000000", "--out", "run"]);
+    assert!(err.contains("synthetic: 100000000000 images of 3x512x512") && err.contains("fewer images"), "{err}");
     assert!(!dir.join("run").exists(), "a run that cannot start leaves no directory");
-    let err = refused(&dir, &["bench", "huge_input.net", "--batch", "1"]);
-    assert!(err.contains("one image alone needs") && err.contains("[3, 65536, 65536]"), "{err}");
 
     let wide = std::fs::canonicalize("specs/inception_v1.net").expect("the spec");
     let wide = wide.to_str().unwrap();

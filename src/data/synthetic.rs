@@ -32,15 +32,17 @@ pub(super) fn load(split: Split, shape: [usize; 3], limit: Option<usize>, seed: 
         Split::Train => DEFAULT_TRAIN,
         Split::Test => DEFAULT_TEST,
     });
-    let split_seed = mix(&[TAG_SYNTHETIC, seed, split as u64]);
-    // Labels cycle through the classes, so every prefix is balanced.
-    let labels: Vec<u32> = (0..n).map(|i| (i % CLASSES.len()) as u32).collect();
+    // Per image: its pixels, its mask, its label and its place in the
+    // work list below.
     crate::memory::check_fits(
-        n as u128 * ((c + 1) * h * w) as u128,
+        n as u128 * ((c + 1) * h * w + 36) as u128,
         &format!("{n} images of {c}x{h}x{w} (and their object masks)"),
         "use fewer images (`--train-images` and `--test-images` for a run, `--count` for a probe) or a smaller input",
     )
     .map_err(|what| DataError::Shape { data: name.into(), what })?;
+    let split_seed = mix(&[TAG_SYNTHETIC, seed, split as u64]);
+    // Labels cycle through the classes, so every prefix is balanced.
+    let labels: Vec<u32> = (0..n).map(|i| (i % CLASSES.len()) as u32).collect();
     let mut images = vec![0u8; n * c * h * w];
     let mut masks = vec![0u8; n * h * w];
     let mut items: Vec<(&mut [u8], &mut [u8])> =

@@ -233,8 +233,7 @@ fn node_facts(a: &Analyzed, site: &Site, out: &mut String) {
     let Bound::Node(id) = site.value else { return };
     let node = &nodes[id];
     let made = &nodes[site.nodes.clone()];
-    let params: u64 = made.iter().flat_map(|n| &n.params).map(|p| p.shape.iter().product::<usize>() as u64).sum();
-    let macs: u64 = made.iter().map(|n| n.macs).sum();
+    let (params, macs) = crate::graph::totals(made);
     let _ = writeln!(out, "- node: `{}` ({})", node.name, describe(node));
     if !made.is_empty() {
         let _ = writeln!(
