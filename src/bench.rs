@@ -22,7 +22,7 @@ use crate::rng::{Rng, mix};
 use crate::runtime::native::Net;
 use crate::runtime::{Mode, Model, device_name};
 pub use crate::train::Engine;
-use crate::train::{Optimizer, StepSettings, train_step, trainer};
+use crate::train::{Optimizer, StepSettings, plural, train_step, trainer};
 
 #[derive(Clone, Debug)]
 pub struct BenchOptions {
@@ -160,18 +160,17 @@ pub fn bench(graph: &Graph, opts: &BenchOptions) -> Result<BenchReport, String> 
     if opts.batch == 0 || opts.steps == 0 {
         return Err("`--batch` and `--steps` must be at least 1".to_string());
     }
-    // The batch lives where the engine runs; the model starts on the CPU.
-    let batch_on_cpu = if opts.device.is_cpu() { opts.batch } else { 0 };
-    memory::check_batch_fits(graph, batch_on_cpu, "`--batch`")?;
+    memory::check_batch_fits(graph, opts.batch, &opts.device, "`--batch`")?;
     // Threads beyond the CPUs only wait on each other: 1,000 threads on 2
-    // CPUs made a step 200 times slower, and 100,000 never finished.
+    // CPUs made a step 200 times slower, and 100,000 had not finished one
+    // in a minute.
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     if opts.threads > MAX_THREADS_PER_CPU * cpus {
         return Err(format!(
             "`--threads {}`: this machine has {cpus} CPU{}, and more than {} threads only wait on each other \
              (leave `--threads` out for one per CPU)",
             opts.threads,
-            if cpus == 1 { "" } else { "s" },
+            plural(cpus as u64),
             MAX_THREADS_PER_CPU * cpus
         ));
     }

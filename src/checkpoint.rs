@@ -165,12 +165,7 @@ pub fn first_mismatches(mismatches: &[crate::runtime::Mismatch]) -> String {
 /// the profile to give so that the spec compiles to the run's net.
 fn run_hint(graph: &crate::graph::Graph, weights: &Path) -> String {
     let Some(dir) = weights.parent() else { return String::new() };
-    let Some(run) = std::fs::read_to_string(dir.join("graph.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str::<crate::graph::Graph>(&t).ok())
-    else {
-        return String::new();
-    };
+    let Ok((run, _)) = read_run_dir(dir) else { return String::new() };
     let differ: Vec<String> =
         run.args.iter().filter(|(k, v)| graph.args.get(*k) != Some(*v)).map(|(k, v)| format!("{k}={v}")).collect();
     let profile = std::fs::read_to_string(dir.join("run.json"))

@@ -5,6 +5,8 @@
 //! measured peak is within a few percent of [`training_bytes`]), so what
 //! is refused would not have fit, but for a few percent at the margin.
 
+use candle_core::Device;
+
 use crate::graph::Graph;
 
 /// The memory a training step of `batch` images takes on the native
@@ -55,27 +57,32 @@ pub fn check_params_fit(graph: &Graph, copies: u128) -> Result<(), String> {
     )
 }
 
-/// An error when a step of `batch` images (0: the parameters alone, for a
-/// device whose own memory holds the batch) cannot fit in memory;
-/// `option` names the command line option that sets the batch.
-pub fn check_batch_fits(graph: &Graph, batch: usize, option: &str) -> Result<(), String> {
+/// An error when a step of `batch` images on `device` cannot fit in memory:
+/// on the CPU the batch and the trained parameters, elsewhere (where the
+/// device's own memory holds the batch) the parameters, which start on the
+/// CPU. `option` names the command line option that sets the batch.
+pub fn check_batch_fits(graph: &Graph, batch: usize, device: &Device, option: &str) -> Result<(), String> {
     check_params_fit(graph, 4)?;
+    let Some(available) = available_bytes() else { return Ok(()) };
+    let needed = training_bytes(graph, if device.is_cpu() { batch } else { 0 });
+    if needed <= available {
+        return Ok(());
+    }
     let params = training_bytes(graph, 0);
     let per_image = training_bytes(graph, 1) - params;
-    let fits = available_bytes().map_or(0, |a| a.saturating_sub(params) / per_image.max(1));
-    let advice = match fits {
+    let advice = match available.saturating_sub(params) / per_image.max(1) {
         0 => format!(
             "one image alone needs about {}: the net's feature maps are too large (its input is {:?})",
             gib(per_image),
             graph.input_shape()
         ),
-        _ => format!("use a smaller batch ({option}; about {fits} images fit)"),
+        fits => format!("use a smaller batch ({option}; about {fits} images fit)"),
     };
     let what = match batch {
         1 => format!("single images through `{}`", graph.name),
         _ => format!("batches of {batch} images through `{}`", graph.name),
     };
-    check_fits(training_bytes(graph, batch), &what, &advice)
+    Err(format!("{what} need about {}, and this machine has {} available; {advice}", gib(needed), gib(available)))
 }
 
 /// Bytes as GiB, for messages.

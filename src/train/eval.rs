@@ -126,7 +126,6 @@ pub fn evaluate_command(
         return Err(format!("{} has no test images to evaluate on", data.source));
     }
     super::run::check_classes(graph, &data)?;
-    let batch_on_cpu = if device.is_cpu() { batch_size.min(data.len()) } else { 0 };
-    memory::check_batch_fits(graph, batch_on_cpu, "`--batch-size`")?;
+    memory::check_batch_fits(graph, batch_size.min(data.len()), device, "`--batch-size`")?;
     evaluate(net.as_mut(), Arc::new(data), batch_size, norm)
 }

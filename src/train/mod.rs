@@ -16,6 +16,6 @@ pub use engine::{Engine, StepLoss, Trainer, trainer};
 pub use eval::{Evaluation, evaluate, evaluate_command};
 pub use optim::{Loss, Optimizer, StepSettings, learning_rate, softmax_cross_entropy, train_step};
 pub use run::{
-    EpochMetrics, INTERRUPTED, RunOptions, RunOutcome, Settings, absolute, anchored, check_settings, read_metrics,
-    resolve, run, unique_dir,
+    EpochMetrics, INTERRUPTED, RunOptions, RunOutcome, Settings, absolute, anchored, check_settings, plural,
+    read_metrics, resolve, run, unique_dir,
 };

@@ -180,11 +180,10 @@ pub(super) fn report_skipped(data: &Dataset, split: &str) {
 fn prepare(graph: &Graph, recipe: &Recipe, device: &Device) -> Result<Ready, String> {
     let t = &recipe.train;
     let shape = graph.image_shape()?;
-    // The batch lives where the engine runs; the model starts on the CPU.
     // A net that cannot take even one image is refused before its data is
-    // made or read; the batch itself once the data's size is known.
+    // made or read; the batch itself once the data's size caps it.
     let batch_option = "`--batch-size`, or `batch_size` in the spec's [train]";
-    memory::check_batch_fits(graph, usize::from(device.is_cpu()), batch_option)?;
+    memory::check_batch_fits(graph, 1, device, batch_option)?;
     let load = |split, limit, seed| {
         data::load_recipe_data(&recipe.data, split, shape, limit, seed).map_err(|e| match &recipe.data.dataset {
             DataSource::Folder(_) => format!(
@@ -225,8 +224,7 @@ fn prepare(graph: &Graph, recipe: &Recipe, device: &Device) -> Result<Ready, Str
     if t.batch_size == 0 {
         return Err("the batch size must be at least 1".to_string());
     }
-    let batch = if device.is_cpu() { (t.batch_size as usize).min(train_data.len()) } else { 0 };
-    memory::check_batch_fits(graph, batch, batch_option)?;
+    memory::check_batch_fits(graph, (t.batch_size as usize).min(train_data.len()), device, batch_option)?;
     let (mean, std) = train_data.channel_stats();
     // The native engine trains on the CPU; candle's model, which gives the
     // initial weights and later draws the probes, lives there too.
